@@ -1,0 +1,28 @@
+# Two commands do all set-up on a fresh machine (Python 3.10+, Java 17, Maven):
+#   make demo   - installs everything, then runs `streamlearn demo` on a local Kafka
+#   make test   - installs everything, then runs the whole test suite and the linter
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint install kafka-jars
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+# Resolve the Kafka broker's jars from Maven Central once; later starts reuse the cached classpath.
+kafka-jars: install
+	$(BIN)/python -c "from streamlearn.local_kafka import resolve_classpath; resolve_classpath()"
+
+demo: kafka-jars
+	$(BIN)/streamlearn demo
+
+test: kafka-jars
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest

@@ -1,0 +1,97 @@
+"""Talking to a Kafka broker: is it there, and do the topics streamlearn needs exist.
+
+Every command that needs a broker calls `require_broker` first, so an unreachable broker is one
+clear line within seconds instead of a client retrying forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
+
+from aiokafka import AIOKafkaClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError as ClientKafkaError
+from aiokafka.errors import TopicAlreadyExistsError
+
+from streamlearn.errors import KafkaError
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Silence a library logger for the duration of a probe that expects failures."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+async def probe(bootstrap: str, timeout: float = 5.0) -> bool:
+    """True when a broker at `bootstrap` answers a metadata request with itself in it."""
+    client = AIOKafkaClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=max(1000, int(timeout * 1000))
+    )
+    with _quiet("aiokafka"):
+        try:
+            await asyncio.wait_for(client.bootstrap(), timeout)
+            return bool(client.cluster.brokers())
+        except (ClientKafkaError, OSError, asyncio.TimeoutError):
+            return False
+        finally:
+            await client.close()
+
+
+async def require_broker(bootstrap: str, timeout: float = 5.0) -> None:
+    """Raise a one-line `KafkaError` unless a broker answers at `bootstrap` within `timeout`."""
+    if not await probe(bootstrap, timeout):
+        raise KafkaError(
+            f"no Kafka broker answers at {bootstrap} (start one with `streamlearn kafka start`"
+            " or pass --broker HOST:PORT)"
+        )
+
+
+async def partition_counts(bootstrap: str, topics: list[str]) -> dict[str, int]:
+    """How many partitions each existing topic of `topics` has; missing topics are left out."""
+    client = AIOKafkaClient(bootstrap_servers=bootstrap)
+    try:
+        await client.bootstrap()
+        await client.force_metadata_update()
+        counts = {}
+        for topic in topics:
+            parts = client.cluster.partitions_for_topic(topic)
+            if parts:
+                counts[topic] = len(parts)
+        return counts
+    finally:
+        await client.close()
+
+
+async def ensure_topics(bootstrap: str, topics: Mapping[str, int]) -> None:
+    """Create each topic with its partition count; an existing topic must already have it.
+
+    streamlearn creates its topics explicitly (the local broker has auto-creation off) so that
+    observations, labels and the table changelogs are co-partitioned: same count, same hash.
+    """
+    existing = await partition_counts(bootstrap, list(topics))
+    for name, count in existing.items():
+        if count != topics[name]:
+            raise KafkaError(
+                f"topic {name!r} has {count} partitions but {topics[name]} are configured;"
+                " use --partitions to match it, or delete the topic"
+            )
+    missing = [NewTopic(n, p, 1) for n, p in topics.items() if n not in existing]
+    if not missing:
+        return
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        for topic in missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
+                await admin.create_topics([topic])
+    finally:
+        await admin.close()

@@ -1,0 +1,54 @@
+"""`streamlearn kafka start|status|stop` as subprocesses on a free port and a temp data dir."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from streamlearn.local_kafka import free_port
+from tests.conftest import assert_one_line_error, run_cli
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_start_status_stop_leaves_no_process(tmp_path):
+    port, data_dir = str(free_port()), str(tmp_path / "kafka")
+    started = run_cli("kafka", "start", "--port", port, "--data-dir", data_dir)
+    try:
+        assert started.code == 0, started.stderr
+        assert f"127.0.0.1:{port}" in started.stdout
+        pid = json.loads((tmp_path / "kafka" / "broker.json").read_text())["pid"]
+        assert _alive(pid)
+
+        status = run_cli("kafka", "status", "--data-dir", data_dir)
+        assert status.code == 0
+        assert f"pid {pid}" in status.stdout and f"127.0.0.1:{port}" in status.stdout
+
+        again = run_cli("kafka", "start", "--port", port, "--data-dir", data_dir)
+        assert again.code == 0 and "already running" in again.stdout
+        assert f"pid {pid}" in again.stdout
+    finally:
+        stopped = run_cli("kafka", "stop", "--data-dir", data_dir)
+    assert stopped.code == 0 and "stopped" in stopped.stdout
+    assert not _alive(pid)
+    after = run_cli("kafka", "status", "--data-dir", data_dir)
+    assert after.code == 3 and "not running" in after.stdout
+    assert (tmp_path / "kafka" / "server.log").exists()
+
+
+def test_second_broker_on_a_busy_port_fails_in_one_line(tmp_path, kafka_bootstrap):
+    port = kafka_bootstrap.rsplit(":", 1)[1]
+    ran = run_cli("kafka", "start", "--port", port, "--data-dir", str(tmp_path))
+    assert_one_line_error(ran)
+    assert "busy" in ran.stderr
+
+
+def test_stop_when_not_running_says_so(tmp_path):
+    ran = run_cli("kafka", "stop", "--data-dir", str(tmp_path))
+    assert ran.code == 0 and "not running" in ran.stdout

@@ -1,0 +1,58 @@
+"""Bad command lines: one line on stderr, a non-zero exit, never a traceback (no broker needed)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from streamlearn.cli import main
+from tests.conftest import assert_one_line_error, run_cli
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["no-such-command"],
+        ["kafka", "start", "--no-such-flag"],
+        ["kafka", "start", "--port", "70000"],
+        ["kafka", "start", "--port", "abc"],
+        ["kafka", "frobnicate"],
+    ],
+)
+def test_bad_arguments_give_one_line_and_non_zero(argv, capsys):
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 2
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("streamlearn: error: "), captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_env_var_is_read_and_named_in_the_error(capsys, monkeypatch):
+    monkeypatch.setenv("STREAMLEARN_KAFKA_PORT", "not-a-port")
+    assert main(["kafka", "start"]) == 2
+    err = capsys.readouterr().err
+    assert "STREAMLEARN_KAFKA_PORT" in err and len(err.strip().splitlines()) == 1
+
+
+def test_entry_point_subprocess_reports_bad_flag_in_one_line():
+    assert_one_line_error(run_cli("kafka", "status", "--bogus"))
+
+
+def test_busy_port_is_one_line(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        ran = run_cli("kafka", "start", "--port", str(port), "--data-dir", str(tmp_path))
+    assert_one_line_error(ran)
+    assert "busy" in ran.stderr
+
+
+def test_missing_java_is_one_line(tmp_path):
+    ran = run_cli(
+        "kafka", "start", "--port", "1", "--data-dir", str(tmp_path), env={"PATH": "/nonexistent"}
+    )
+    assert_one_line_error(ran)
+    assert "Java" in ran.stderr
