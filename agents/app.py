@@ -1,0 +1,150 @@
+"""The streamlearn Faust app: topics, the state table, and one agent that predicts and learns.
+
+Read top to bottom: topics, table, agent, then the small hooks around it.
+
+Why a key's observations, labels, pending entries and model always meet on one partition:
+the observations and labels topics and the state table's changelog have the same partition
+count, and producers place keys with murmur2 (the Java client's and aiokafka's default). Faust's
+assignor gives partition p of all three to the same worker, and a table write inside the agent
+goes to partition p of the changelog and of the local RocksDB. A record that a producer put on
+another partition is re-sent to its key's partition by the processor, never joined in the
+wrong place.
+
+Why nothing is lost or applied twice: one agent with concurrency 1 reads both topics, and it
+reads, updates and writes a key's state with no `await` in between, so an observation and a
+label of one key can never interleave. Each key's single table value holds the model, the
+pending join and the last source offsets applied, written atomically as one changelog record;
+a record redelivered after a crash (at-least-once) is recognised by its offset and skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import faust
+
+from streamlearn.core import Learner
+from streamlearn.models import check_model, load_factory
+from streamlearn.processor import Processor, Record
+from streamlearn.settings import Settings
+from streamlearn.state import CachedStore
+
+log = logging.getLogger("streamlearn")
+RAW = {"key_type": bytes, "value_type": bytes}  # a table of bytes is serialized "raw"
+RAW_TOPIC = {**RAW, "key_serializer": "raw", "value_serializer": "raw"}  # topics need it said
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A Faust app configured by `settings`, with the streamlearn agent on it."""
+    factory = load_factory(settings.model)
+    check_model(factory(), settings.model)
+    learner = Learner(factory, settings.model, settings.horizon, settings.max_pending)
+    topics = settings.topics
+    processor = Processor(learner, topics, settings.partitions, settings.max_event_bytes)
+
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.broker}",
+        store="rocksdb://",
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.partitions,
+        topic_allow_declare=True,
+        table_standby_replicas=settings.standby_replicas,
+        web_port=settings.web_port,
+        web_host="127.0.0.1",
+        producer_max_request_size=4 * 1024 * 1024,
+        consumer_max_fetch_size=4 * 1024 * 1024,
+    )
+    app.processor = processor  # type: ignore[attr-defined]
+
+    sources = app.topic(topics.observations, topics.labels, **RAW_TOPIC)
+    outputs = {
+        name: app.topic(name, **RAW_TOPIC)
+        for name in (topics.observations, topics.labels, topics.predictions, topics.dead_letters)
+    }
+    table = app.Table(
+        "state", partitions=settings.partitions, options={"driver": "rocksdict"}, **RAW
+    )
+    store = CachedStore(table, settings.cache_size)
+
+    @app.agent(sources, concurrency=1)
+    async def predict_and_learn(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            message = event.message
+            record = Record(
+                message.topic,
+                message.partition,
+                message.offset,
+                message.timestamp,
+                message.key,
+                message.value,
+            )
+            for output in processor.process(record, store):
+                await outputs[output.topic].send(
+                    key=output.key,
+                    value=output.value,
+                    partition=output.partition,
+                    timestamp=output.timestamp,
+                )
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+        store.clear()  # the table's partitions change: cached states may belong to others now
+        log.info("partitions revoked: %s", _describe(revoked))
+
+    @app.on_partitions_assigned.connect
+    async def forget_assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
+        store.clear()
+        log.info("partitions assigned: %s", _describe(assigned))
+
+    @app.timer(interval=settings.log_interval)
+    async def log_counters() -> None:
+        log.info("counters %s", processor.counters.as_dict())
+
+    @app.page("/counters/")
+    async def counters(web: Any, request: Any) -> Any:
+        return web.json(processor.counters.as_dict())
+
+    return app
+
+
+def _describe(partitions: Any) -> str:
+    by_topic: dict[str, list[int]] = {}
+    for tp in partitions:
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    return ", ".join(f"{t}{sorted(p)}" for t, p in sorted(by_topic.items())) or "none"
+
+
+class Worker(faust.Worker):
+    """A Faust worker that says in one line when it is ready to process events."""
+
+    def __init__(self, app: faust.App, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.settings = settings
+        self.started_at = time.monotonic()
+
+    async def on_startup_finished(self) -> None:
+        await super().on_startup_finished()
+        s = self.settings
+        log.warning(
+            "streamlearn worker ready in %.1fs: app %s, broker %s, model %s, %d partitions,"
+            " web port %d, data dir %s",
+            time.monotonic() - self.started_at,
+            s.app_id,
+            s.broker,
+            s.model,
+            s.partitions,
+            s.web_port,
+            s.data_dir,
+        )
+
+
+def __getattr__(name: str) -> Any:
+    """`faust -A agents.app worker` finds `app`, built from `STREAMLEARN_*` variables."""
+    if name == "app":
+        from streamlearn.cli import settings_from_env
+
+        return create_app(settings_from_env())
+    raise AttributeError(name)

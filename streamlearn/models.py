@@ -1,0 +1,79 @@
+"""Models: presets by name, any `module:factory`, and one adapter for River and creme styles.
+
+A model is any object with `predict_one` and either `learn_one` (River) or `fit_one` (creme,
+which may return the model). streamlearn never needs more than the three functions here.
+
+    >>> factory = load_factory("linear-regression")
+    >>> model = factory()
+    >>> model = learn(model, {"x": 1.0}, 2.0)
+    >>> isinstance(predict(model, {"x": 1.0}, classifier=False)[0], float)
+    True
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from river import base
+
+from streamlearn.errors import ModelError
+from streamlearn.presets import PRESETS
+
+Factory = Callable[[], Any]
+
+
+def load_factory(spec: str) -> Factory:
+    """A preset name, or `package.module:factory` naming a zero-argument callable."""
+    if spec in PRESETS:
+        return PRESETS[spec]
+    if ":" not in spec:
+        names = ", ".join(sorted(PRESETS))
+        raise ModelError(
+            f"unknown model {spec!r}: use a preset ({names}) or package.module:factory"
+        )
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ModelError(f"cannot import {module_name!r} for --model {spec}: {error}") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ModelError(f"{module_name!r} has no callable {attr!r} (--model {spec})")
+    return factory
+
+
+def check_model(model: Any, spec: str) -> None:
+    """Raise `ModelError` unless `model` can predict and learn one event at a time."""
+    if not hasattr(model, "predict_one") or not (
+        hasattr(model, "learn_one") or hasattr(model, "fit_one")
+    ):
+        raise ModelError(
+            f"--model {spec} gave a {type(model).__name__}, which lacks predict_one and"
+            " learn_one (River) or fit_one (creme)"
+        )
+
+
+def is_classifier(model: Any) -> bool:
+    """River classifiers and pipelines ending in one; creme-style objects by `predict_proba_one`."""
+    if isinstance(model, base.Estimator):
+        return isinstance(model, base.Classifier)  # a Pipeline answers for its last step
+    return hasattr(model, "predict_proba_one")
+
+
+def predict(model: Any, x: dict, classifier: bool) -> tuple[Any, dict | None]:
+    """`(y_pred, proba)`: `proba` is `{class: p}` for classifiers, None for the rest."""
+    y_pred = model.predict_one(x)
+    proba = model.predict_proba_one(x) if classifier else None
+    return y_pred, proba
+
+
+def learn(model: Any, x: dict, y: Any) -> Any:
+    """Learn one example and return the model (creme's `fit_one` may return a new one)."""
+    learn_one = getattr(model, "learn_one", None)
+    if learn_one is not None:
+        learn_one(x, y)
+        return model
+    returned = model.fit_one(x, y)
+    return returned if returned is not None and hasattr(returned, "predict_one") else model

@@ -1,0 +1,176 @@
+"""One consumed record in, the records to produce out: routing, parsing, dedup, the core.
+
+This is everything the Faust agent does, minus the I/O, so it is tested without Kafka.
+Every record ends in exactly one counted outcome (see `Counters`).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+from dataclasses import dataclass
+
+import orjson
+
+from streamlearn.core import KeyState, Learner, Prediction, Step
+from streamlearn.events import EventId, Rejected, parse_key, parse_label, parse_observation
+from streamlearn.partitioner import partition_for
+from streamlearn.settings import Topics
+from streamlearn.state import StateStore
+
+OUTCOMES = (
+    "predicted",  # an observation answered
+    "joined",  # a label learned with its observation's features (or its own x)
+    "waiting",  # a label held until its observation arrives
+    "duplicate",  # an id seen before: counted, not learned again
+    "redelivered",  # a record this key's state already holds (at-least-once after a crash)
+    "rerouted",  # a record on the wrong partition for its key, sent on to the right one
+    "dead_lettered",  # a record that cannot be used: written to the dead-letter topic
+)
+DEAD_LETTER_VALUE_LIMIT = 64 * 1024  # longer originals stay in their topic, referenced by offset
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A consumed Kafka record, reduced to what processing needs."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float  # seconds; the event time when the event has no `ts`
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """A record to produce; `partition` None lets the key's hash decide."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    partition: int | None = None
+    timestamp: float | None = None
+
+
+class Counters:
+    """Per-worker counts: `consumed` equals the sum of the outcomes at every moment."""
+
+    def __init__(self) -> None:
+        self.consumed = 0
+        self.outcomes: Counter[str] = Counter(dict.fromkeys(OUTCOMES, 0))
+        self.learned = 0  # learn calls: joined labels plus early labels joined later
+        self.expired = 0  # pending observations and early labels dropped after the horizon
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "consumed": self.consumed,
+            **self.outcomes,
+            "learned": self.learned,
+            "expired": self.expired,
+        }
+
+
+class Processor:
+    """Applies records of the observations and labels topics to per-key state."""
+
+    def __init__(
+        self, learner: Learner, topics: Topics, partitions: int, max_event_bytes: int
+    ) -> None:
+        self.learner = learner
+        self.topics = topics
+        self.partitions = partitions
+        self.max_event_bytes = max_event_bytes
+        self.counters = Counters()
+
+    def process(self, record: Record, store: StateStore) -> list[Output]:
+        self.counters.consumed += 1
+        try:
+            key = parse_key(record.key)
+        except Rejected as error:
+            return self._dead_letter(record, error)
+        home = partition_for(record.key, self.partitions)
+        if home != record.partition:
+            # A producer with another partitioner (librdkafka's default) put it here; its
+            # state lives on `home`, so it must be processed there, not joined here.
+            self.counters.outcomes["rerouted"] += 1
+            return [Output(record.topic, record.key, record.value, home, record.timestamp)]
+        is_observation = record.topic == self.topics.observations
+        try:
+            event = (parse_observation if is_observation else parse_label)(
+                record.value, record.timestamp, self.max_event_bytes
+            )
+        except Rejected as error:
+            return self._dead_letter(record, error)
+        source = "o" if is_observation else "l"
+        state = store.get(record.key)
+        if state is None:
+            state = self.learner.new_state()
+        elif state.applied(source, record.offset):
+            return self._redelivered(key, event.id, state, is_observation)
+        try:
+            if is_observation:
+                step = self.learner.observe(state, key, event)
+            else:
+                step = self.learner.label(state, key, event)
+        except Rejected as error:  # raised before the state changed
+            return self._dead_letter(record, error)
+        state.mark_applied(source, record.offset)
+        store.put(record.key, state)
+        return self._emit(record, step)
+
+    def _emit(self, record: Record, step: Step) -> list[Output]:
+        self.counters.outcomes[step.outcome] += 1
+        self.counters.learned += step.learned
+        self.counters.expired += step.expired
+        outputs = []
+        if step.prediction is not None:
+            outputs.append(Output(self.topics.predictions, record.key, step.prediction.to_json()))
+        if step.error is not None:
+            outputs.append(self._dead_letter_output(record, step.error))
+        return outputs
+
+    def _redelivered(
+        self, key: str, event_id: EventId, state: KeyState, is_observation: bool
+    ) -> list[Output]:
+        """Skip a record already applied; re-send an observation's prediction if still pending,
+        since the crash may have lost it (an identical duplicate on the predictions topic)."""
+        self.counters.outcomes["redelivered"] += 1
+        pending = state.pending.get(event_id) if is_observation else None
+        if pending is None:
+            return []
+        prediction = Prediction(
+            key, event_id, pending.y_pred, pending.proba, self.learner.name,
+            pending.n_learned, pending.ts,
+        )  # fmt: skip
+        return [Output(self.topics.predictions, key.encode(), prediction.to_json())]
+
+    def _dead_letter(self, record: Record, error: Rejected) -> list[Output]:
+        self.counters.outcomes["dead_lettered"] += 1
+        return [self._dead_letter_output(record, error)]
+
+    def _dead_letter_output(self, record: Record, error: Rejected) -> Output:
+        value = record.value or b""
+        letter = {
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "key": _text(record.key)[0] if record.key is not None else None,
+            "error": str(error),
+            "value": None,
+        }
+        if record.value is not None:
+            letter["value"], encoding = _text(value[:DEAD_LETTER_VALUE_LIMIT])
+            if encoding != "utf-8":
+                letter["encoding"] = encoding
+        if len(value) > DEAD_LETTER_VALUE_LIMIT:
+            letter["truncated"] = len(value)
+        return Output(self.topics.dead_letters, record.key, orjson.dumps(letter))
+
+
+def _text(raw: bytes) -> tuple[str, str]:
+    """The original bytes as text and its encoding: UTF-8 when it is, base64 otherwise."""
+    try:
+        return raw.decode(), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode(), "base64"

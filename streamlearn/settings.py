@@ -1,0 +1,46 @@
+"""What a worker is configured with; the CLI fills it from flags and `STREAMLEARN_*` variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streamlearn.core import DEFAULT_HORIZON, DEFAULT_MAX_PENDING
+from streamlearn.events import DEFAULT_MAX_EVENT_BYTES
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The four topic names; `Topics.with_prefix("shop.")` prefixes them all."""
+
+    observations: str = "observations"
+    labels: str = "labels"
+    predictions: str = "predictions"
+    dead_letters: str = "dead-letters"
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> Topics:
+        defaults = cls()
+        return cls(*(prefix + name for name in defaults.names()))
+
+    def names(self) -> tuple[str, str, str, str]:
+        return (self.observations, self.labels, self.predictions, self.dead_letters)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one worker of the app needs to know."""
+
+    broker: str = "localhost:9092"
+    model: str = "linear-regression"
+    app_id: str = "streamlearn"
+    data_dir: Path = Path("streamlearn-data")
+    partitions: int = 8
+    web_port: int = 6066
+    topics: Topics = field(default_factory=Topics)
+    horizon: float = DEFAULT_HORIZON
+    max_pending: int = DEFAULT_MAX_PENDING
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    standby_replicas: int = 1
+    cache_size: int = 10_000
+    log_interval: float = 10.0

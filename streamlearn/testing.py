@@ -1,0 +1,169 @@
+"""Helpers to drive streamlearn from outside, as a user would: a worker subprocess, and
+produce/consume against a real broker. Used by the tests, the demo and the benchmark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+from streamlearn.errors import StreamlearnError
+from streamlearn.settings import Topics
+
+READY_LINE = "streamlearn worker ready"
+
+
+class WorkerProcess:
+    """One `streamlearn worker` subprocess with its own data dir, web port and log file."""
+
+    def __init__(
+        self,
+        broker: str,
+        data_dir: Path,
+        web_port: int,
+        topics: Topics,
+        app_id: str,
+        model: str = "linear-regression",
+        partitions: int = 8,
+        extra_args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.web_port = web_port
+        self.log_path = self.data_dir.with_name(self.data_dir.name + ".log")
+        self.args = [
+            sys.executable, "-m", "streamlearn", "worker",
+            "--broker", broker, "--data-dir", str(data_dir), "--web-port", str(web_port),
+            "--app-id", app_id, "--model", model, "--partitions", str(partitions),
+            "--observations-topic", topics.observations, "--labels-topic", topics.labels,
+            "--predictions-topic", topics.predictions,
+            "--dead-letters-topic", topics.dead_letters, *extra_args,
+        ]  # fmt: skip
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen | None = None
+        self._log_offset = 0
+
+    def start(self, timeout: float = 90.0) -> WorkerProcess:
+        """Start the worker and wait until it logs that it is ready (after table recovery)."""
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=self.env, start_new_session=True,
+            )  # fmt: skip
+        wait_for(lambda: READY_LINE in self.log() or self.process.poll() is not None, timeout)
+        if self.process.poll() is not None:
+            raise StreamlearnError(f"worker exited early: {self.log()[-3000:]}")
+        return self
+
+    def log(self) -> str:
+        """What this run of the worker has logged so far."""
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_offset)
+            return log.read().decode(errors="replace")
+
+    def counters(self) -> dict[str, int]:
+        url = f"http://127.0.0.1:{self.web_port}/counters/"
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return orjson.loads(reply.read())
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM and wait for a clean exit (SIGKILL after `timeout`); the exit code."""
+        return self._signal(signal.SIGTERM, timeout)
+
+    def kill(self) -> int:
+        """SIGKILL: a crash, with no chance to flush or commit."""
+        return self._signal(signal.SIGKILL, 30.0)
+
+    def _signal(self, signum: int, timeout: float) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+            try:
+                return self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.wait()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> None:
+    """Poll `condition` until it holds; `TimeoutError` if it does not within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+async def produce(bootstrap: str, records: Iterable[tuple[str, Any, Any]]) -> int:
+    """Send `(topic, key, value)` in order; str keys are UTF-8, dict values JSON. Returns count."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=4 * 1024 * 1024)
+    await producer.start()
+    count = 0
+    try:
+        for topic, key, value in records:
+            await producer.send(topic, key=_bytes(key), value=_bytes(value))
+            count += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return count
+
+
+def _bytes(value: Any) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    return orjson.dumps(value)
+
+
+class TopicReader:
+    """Reads a topic from the beginning; `read(n)` waits for the next n records."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+            enable_auto_commit=False, fetch_max_wait_ms=100,
+        )  # fmt: skip
+        self.records: list[ConsumerRecord] = []
+
+    async def __aenter__(self) -> TopicReader:
+        await self.consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+
+    async def read(self, count: int, timeout: float = 60.0) -> list[ConsumerRecord]:
+        """The next `count` records; `TimeoutError` if they do not arrive in time."""
+        target = len(self.records) + count
+        await self.wait_until(lambda records: len(records) >= target, timeout)
+        return self.records[target - count : target]
+
+    async def wait_until(self, condition: Callable[[list], bool], timeout: float = 60.0) -> None:
+        """Read on until `condition(all records so far)` holds."""
+
+        async def loop() -> None:
+            while not condition(self.records):
+                batch = await self.consumer.getmany(timeout_ms=200)
+                for records in batch.values():
+                    self.records.extend(records)
+
+        await asyncio.wait_for(loop(), timeout)
+
+    def values(self) -> list[dict]:
+        return [orjson.loads(r.value) for r in self.records]
