@@ -52,6 +52,8 @@ def create_app(settings: Settings) -> faust.App:
         topic_partitions=settings.partitions,
         topic_allow_declare=True,
         table_standby_replicas=settings.standby_replicas,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=settings.session_timeout / 10,
         web_port=settings.web_port,
         web_host="127.0.0.1",
         producer_max_request_size=4 * 1024 * 1024,

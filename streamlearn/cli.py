@@ -156,6 +156,8 @@ app_options = _compose(
             help="Larger event values go to the dead letters."),
     _option("--standby-replicas", type=click.IntRange(0), default=1,
             help="Standby copies of each table partition on other workers."),
+    _option("--session-timeout", type=click.FloatRange(6, 300), default=30.0,
+            help="Seconds before a silent worker's partitions go to the others."),
 )  # fmt: skip
 
 
@@ -184,6 +186,7 @@ def settings_from(params: dict[str, Any]) -> Settings:
         max_pending=params["max_pending"],
         max_event_bytes=params["max_event_bytes"],
         standby_replicas=params["standby_replicas"],
+        session_timeout=params["session_timeout"],
     )
 
 

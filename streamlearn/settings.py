@@ -42,5 +42,6 @@ class Settings:
     max_pending: int = DEFAULT_MAX_PENDING
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     standby_replicas: int = 1
+    session_timeout: float = 30.0
     cache_size: int = 10_000
     log_interval: float = 10.0

@@ -167,3 +167,12 @@ class TopicReader:
 
     def values(self) -> list[dict]:
         return [orjson.loads(r.value) for r in self.records]
+
+
+async def until(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> None:
+    """The async twin of `wait_for`, for tests and tools that run inside an event loop."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)

@@ -1,0 +1,94 @@
+"""Fixtures for tests that run real `streamlearn worker` subprocesses on the test broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streamlearn.broker import ensure_topics
+from streamlearn.local_kafka import free_port
+from streamlearn.settings import Topics
+from streamlearn.testing import TopicReader, WorkerProcess, produce, until
+
+REPO = Path(__file__).parents[2]
+PARTITIONS = 4  # fewer than the default 8: quicker rebalances and recoveries in tests
+
+
+class Workers:
+    """Starts workers of one app on one set of topics; stops every one at the end of the test."""
+
+    def __init__(self, bootstrap: str, topics: Topics, root: Path, app_id: str) -> None:
+        self.bootstrap, self.topics, self.root, self.app_id = bootstrap, topics, root, app_id
+        self.started: list[WorkerProcess] = []
+
+    def make(
+        self,
+        name: str = "w1",
+        model: str = "linear-regression",
+        partitions: int = PARTITIONS,
+        extra_args: tuple[str, ...] = (),
+    ) -> WorkerProcess:
+        worker = WorkerProcess(
+            self.bootstrap, self.root / name, free_port(), self.topics, self.app_id,
+            model=model, partitions=partitions, extra_args=extra_args,
+            env={"PYTHONPATH": str(REPO)},
+        )  # fmt: skip
+        self.started.append(worker)
+        return worker
+
+    def start(self, name: str = "w1", **kwargs) -> WorkerProcess:
+        return self.make(name, **kwargs).start()
+
+    def stop_all(self) -> None:
+        for worker in self.started:
+            if worker.process is not None:
+                worker.stop()
+
+
+@pytest.fixture
+def topics(kafka_bootstrap, unique) -> Topics:
+    """Four fresh topics, created up front so readers can subscribe before a worker starts."""
+    names = Topics.with_prefix(unique("t") + ".")
+    asyncio.run(ensure_topics(kafka_bootstrap, dict.fromkeys(names.names(), PARTITIONS)))
+    return names
+
+
+@pytest.fixture
+def workers(kafka_bootstrap, topics, tmp_path, unique) -> Iterator[Workers]:
+    pool = Workers(kafka_bootstrap, topics, tmp_path, unique("app"))
+    yield pool
+    pool.stop_all()
+
+
+async def rounds_of_predict_then_learn(
+    bootstrap: str, topics: Topics, rows: list, worker: WorkerProcess, reader: TopicReader,
+    first_id: int = 0,
+) -> None:  # fmt: skip
+    """Per key, each label after its observation's prediction and before the key's next one.
+
+    Rows are sent in rounds (the r-th row of every key), waiting for the round's predictions
+    before its labels, and for the labels to be learned before the next round.
+    """
+    by_key: dict[str, list] = {}
+    for i, (key, x, y) in enumerate(rows, start=first_id):
+        by_key.setdefault(key, []).append((i, x, y))
+    depth = max(len(v) for v in by_key.values())
+    for r in range(depth):
+        batch = [(key, *events[r]) for key, events in by_key.items() if r < len(events)]
+        await produce(
+            bootstrap, [(topics.observations, k, {"id": i, "x": x}) for k, i, x, _ in batch]
+        )
+        await reader.read(len(batch))
+        target = worker.counters()["joined"] + len(batch)
+        await produce(bootstrap, [(topics.labels, k, {"id": i, "y": y}) for k, i, _, y in batch])
+        await until(lambda target=target: worker.counters()["joined"] >= target, 60)
+
+
+def predictions_by_key(values: list[dict]) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for v in values:
+        out.setdefault(v["key"], []).append(v["y_pred"])
+    return out

@@ -1,0 +1,110 @@
+"""Record processing without Kafka: routing, redelivery, dead letters and counters."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from streamlearn.core import Learner
+from streamlearn.models import load_factory
+from streamlearn.partitioner import partition_for
+from streamlearn.processor import Processor, Record
+from streamlearn.settings import Topics
+from streamlearn.state import CachedStore, loads_state
+
+TOPICS = Topics()
+PARTITIONS = 4
+
+
+@pytest.fixture
+def processor() -> Processor:
+    learner = Learner(load_factory("linear-regression"), "linear-regression")
+    return Processor(learner, TOPICS, PARTITIONS, max_event_bytes=1024)
+
+
+def record(topic: str, key: bytes | None, value, offset: int, partition: int | None = None):
+    raw = value if isinstance(value, bytes) or value is None else orjson.dumps(value)
+    home = partition_for(key, PARTITIONS) if key else 0
+    return Record(topic, home if partition is None else partition, offset, 1000.0, key, raw)
+
+
+def test_predict_then_learn_writes_one_state_value_per_key(processor):
+    table: dict = {}
+    store = CachedStore(table)
+    out = processor.process(record("observations", b"k", {"id": 1, "x": {"a": 1.0}}, 0), store)
+    assert [o.topic for o in out] == ["predictions"]
+    prediction = orjson.loads(out[0].value)
+    assert prediction == {
+        "key": "k", "id": 1, "y_pred": 0.0, "model": "linear-regression", "n_learned": 0,
+        "ts": 1000.0,
+    }  # fmt: skip
+    assert processor.process(record("labels", b"k", {"id": 1, "y": 2.0}, 0), store) == []
+    assert list(table) == [b"k"] and loads_state(table[b"k"]).n_learned == 1
+
+
+def test_a_record_on_the_wrong_partition_is_sent_to_its_key_partition(processor):
+    home = partition_for(b"k", PARTITIONS)
+    wrong = (home + 1) % PARTITIONS
+    table: dict = {}
+    out = processor.process(
+        record("labels", b"k", {"id": 1, "y": 2.0}, 7, wrong), CachedStore(table)
+    )
+    assert len(out) == 1 and (out[0].topic, out[0].partition, out[0].key) == ("labels", home, b"k")
+    assert table == {}  # not joined on the wrong partition
+    assert processor.counters.outcomes["rerouted"] == 1
+
+
+def test_a_redelivered_record_is_not_applied_twice(processor):
+    store = CachedStore({}, size=0)  # no cache: every read unpickles from the table
+    obs = record("observations", b"k", {"id": 1, "x": {"a": 1.0}}, 5)
+    first = processor.process(obs, store)
+    again = processor.process(obs, store)
+    assert again == first  # the prediction is re-sent, identical, in case the crash lost it
+    label = record("labels", b"k", {"id": 1, "y": 2.0}, 3)
+    processor.process(label, store)
+    assert processor.process(label, store) == []
+    assert store.get(b"k").n_learned == 1
+    assert processor.counters.outcomes["redelivered"] == 2
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        (b"k", b"{not json", "not-json"),
+        (b"k", b"[]", "not-object"),
+        (b"k", {"x": {}}, "bad-id"),
+        (b"k", {"id": 1, "x": 3}, "bad-features"),
+        (None, {"id": 1, "x": {}}, "missing-key"),
+        (b"k", {"id": 1, "x": {"pad": "a" * 2000}}, "too-large"),
+    ],
+)
+def test_bad_records_become_dead_letters_with_the_original(processor, key, value, reason):
+    rec = record("observations", key, value, 11)
+    out = processor.process(rec, CachedStore({}))
+    assert [o.topic for o in out] == ["dead-letters"]
+    letter = orjson.loads(out[0].value)
+    assert letter["error"].startswith(reason + ":")
+    assert (letter["topic"], letter["offset"], letter["value"]) == (
+        "observations", 11, rec.value.decode(),
+    )  # fmt: skip
+    assert processor.counters.outcomes["dead_lettered"] == 1
+
+
+def test_counters_reconcile_with_what_was_consumed(processor):
+    store = CachedStore({})
+    records = [
+        record("observations", b"a", {"id": 1, "x": {"v": 1.0}}, 0),
+        record("labels", b"a", {"id": 1, "y": 1.0}, 0),
+        record("labels", b"a", {"id": 1, "y": 1.0}, 1),  # duplicate
+        record("labels", b"b", {"id": 9, "y": 1.0}, 0),  # waiting
+        record("labels", b"b", {"id": 2, "y": "nope"}, 1),  # dead letter: regressor target
+        record("observations", b"b", {"id": 9, "x": {"v": 2.0}}, 0),  # predicted + learned
+    ]
+    for rec in records:
+        processor.process(rec, store)
+    counts = processor.counters.as_dict()
+    outcomes = ("predicted", "joined", "waiting", "duplicate", "redelivered", "rerouted",
+                "dead_lettered")  # fmt: skip
+    assert counts["consumed"] == len(records) == sum(counts[o] for o in outcomes)
+    assert (counts["predicted"], counts["joined"], counts["waiting"]) == (2, 1, 1)
+    assert (counts["duplicate"], counts["dead_lettered"], counts["learned"]) == (1, 1, 2)
