@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError as ClientKafkaError
 from aiokafka.errors import TopicAlreadyExistsError
 
 from streamlearn.errors import KafkaError
+from streamlearn.settings import Topics
 
 
 @contextlib.contextmanager
@@ -95,3 +96,9 @@ async def ensure_topics(bootstrap: str, topics: Mapping[str, int]) -> None:
                 await admin.create_topics([topic])
     finally:
         await admin.close()
+
+
+async def prepare_topics(bootstrap: str, topics: Topics, partitions: int) -> None:
+    """Fail fast on an unreachable broker; create the four topics with one partition count."""
+    await require_broker(bootstrap)
+    await ensure_topics(bootstrap, dict.fromkeys(topics.names(), partitions))

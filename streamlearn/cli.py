@@ -7,20 +7,36 @@ shown in `--help`) and lets `main` turn every user mistake into one line on stde
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 
-from streamlearn.broker import ensure_topics, require_broker
-from streamlearn.core import DEFAULT_HORIZON, DEFAULT_MAX_PENDING
+from streamlearn.broker import prepare_topics
+from streamlearn.core import Learner
 from streamlearn.errors import StreamlearnError
-from streamlearn.events import DEFAULT_MAX_EVENT_BYTES
 from streamlearn.local_kafka import DEFAULT_PORT, KAFKA_VERSION, LocalKafka, default_data_dir
-from streamlearn.settings import Settings, Topics
+from streamlearn.models import check_model, load_factory
+from streamlearn.options import (
+    app_options,
+    broker_option,
+    column_options,
+    option,
+    settings_from,
+    topic_options,
+    topics_from,
+)
+from streamlearn.produce import produce_events
+from streamlearn.progress import event_progress
+from streamlearn.replay import replay_events
+from streamlearn.report import print_replay
+from streamlearn.settings import Settings
+from streamlearn.source import Columns, RowReader, check_columns, parse_delay, to_events
+from streamlearn.tail import tail
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -108,113 +124,94 @@ def status(data_dir: Path) -> int:
     return 0 if current.running else 3
 
 
-def _option(name: str, **kwargs: Any) -> Callable:
-    """A flag that also reads `STREAMLEARN_<NAME>` and shows its default and variable in --help."""
-    env = "STREAMLEARN_" + name.lstrip("-").replace("-", "_").upper()
-    return click.option(name, envvar=env, show_envvar=True, show_default=True, **kwargs)
-
-
-def _compose(*decorators: Callable) -> Callable:
-    def apply(function: Callable) -> Callable:
-        for decorator in reversed(decorators):
-            function = decorator(function)
-        return function
-
-    return apply
-
-
-broker_option = _option("--broker", default="localhost:9092", help="Kafka bootstrap HOST:PORT.")
-topic_options = _compose(
-    _option("--topic-prefix", default="", help="Prefix for all four topic names."),
-    _option("--observations-topic", default=None, help="[default: PREFIX + observations]"),
-    _option("--labels-topic", default=None, help="[default: PREFIX + labels]"),
-    _option("--predictions-topic", default=None, help="[default: PREFIX + predictions]"),
-    _option("--dead-letters-topic", default=None, help="[default: PREFIX + dead-letters]"),
-)
-app_options = _compose(
-    broker_option,
-    _option("--model", default="linear-regression", help="A preset name or module:factory."),
-    _option("--app-id", default="streamlearn", help="Faust app id; workers with one id share."),
-    _option(
-        "--data-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=Path("streamlearn-data"),
-        help="Where this worker keeps its RocksDB tables (one per worker).",
-    ),
-    _option("--partitions", type=click.IntRange(1, 1024), default=8, help="Partitions per topic."),
-    _option("--web-port", type=click.IntRange(1, 65535), default=6066, help="HTTP port."),
-    topic_options,
-    _option(
-        "--horizon",
-        type=click.FloatRange(min=0, min_open=True),
-        default=DEFAULT_HORIZON,
-        help="Seconds of event time a pending observation or early label waits.",
-    ),
-    _option("--max-pending", type=click.IntRange(1), default=DEFAULT_MAX_PENDING,
-            help="Pending entries kept per key, whatever the horizon."),
-    _option("--max-event-bytes", type=click.IntRange(64), default=DEFAULT_MAX_EVENT_BYTES,
-            help="Larger event values go to the dead letters."),
-    _option("--standby-replicas", type=click.IntRange(0), default=1,
-            help="Standby copies of each table partition on other workers."),
-    _option("--session-timeout", type=click.FloatRange(6, 300), default=30.0,
-            help="Seconds before a silent worker's partitions go to the others."),
-)  # fmt: skip
-
-
-def topics_from(params: dict[str, Any]) -> Topics:
-    """The topic names from `--topic-prefix` and the per-topic flags."""
-    topics = Topics.with_prefix(params["topic_prefix"])
-    return Topics(
-        params["observations_topic"] or topics.observations,
-        params["labels_topic"] or topics.labels,
-        params["predictions_topic"] or topics.predictions,
-        params["dead_letters_topic"] or topics.dead_letters,
-    )
-
-
-def settings_from(params: dict[str, Any]) -> Settings:
-    """`Settings` from the parsed values of `app_options`."""
-    return Settings(
-        broker=params["broker"],
-        model=params["model"],
-        app_id=params["app_id"],
-        data_dir=params["data_dir"],
-        partitions=params["partitions"],
-        web_port=params["web_port"],
-        topics=topics_from(params),
-        horizon=params["horizon"],
-        max_pending=params["max_pending"],
-        max_event_bytes=params["max_event_bytes"],
-        standby_replicas=params["standby_replicas"],
-        session_timeout=params["session_timeout"],
-    )
-
-
 def settings_from_env() -> Settings:
     """`Settings` from `STREAMLEARN_*` variables alone (for `faust -A agents.app worker`)."""
     return settings_from(worker.make_context("worker", []).params)
 
 
-async def prepare_topics(settings: Settings) -> None:
-    """Fail fast on an unreachable broker; create the four topics with one partition count."""
-    await require_broker(settings.broker)
-    await ensure_topics(
-        settings.broker, dict.fromkeys(settings.topics.names(), settings.partitions)
-    )
-
-
 @cli.command()
 @app_options
-@_option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
+@option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 def worker(log_level: str, **params: Any) -> None:
     """Run a Faust worker of the app: predict on observations, learn from labels."""
     from agents.app import Worker, create_app
 
     settings = settings_from(params)
-    asyncio.run(prepare_topics(settings))
+    asyncio.run(prepare_topics(settings.broker, settings.topics, settings.partitions))
     app = create_app(settings)
     asyncio.set_event_loop(asyncio.new_event_loop())
     Worker(app, settings, loglevel=log_level, quiet=True).execute_from_commandline()
+
+
+def _rows_and_columns(params: dict[str, Any]) -> tuple[RowReader, Columns, float]:
+    """The file reader, its checked columns and the label delay, from `column_options`."""
+    reader = RowReader(params["file"])
+    columns = Columns(params["key"], params["target"], params["id_column"], params["time_column"])
+    check_columns(reader, columns)
+    delay = parse_delay(params["label_delay"], by_time=columns.time is not None)
+    return reader, columns, delay
+
+
+@cli.command()
+@column_options
+@broker_option
+@topic_options
+@option("--partitions", type=click.IntRange(1, 1024), default=8, help="Partitions of new topics.")
+@option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
+        help="Events per second [default: as fast as possible].")  # fmt: skip
+@option("--limit", type=click.IntRange(1), default=None, help="Stop after this many rows.")
+def produce(
+    broker: str, partitions: int, rate: float | None, limit: int | None, **params: Any
+) -> int:
+    """Send the rows of a CSV or JSON Lines file (gzip too) as observations and labels."""
+    reader, columns, delay = _rows_and_columns(params)
+    topics = topics_from(params)
+    asyncio.run(prepare_topics(broker, topics, partitions))
+    rows = itertools.islice(reader, limit) if limit else reader
+    events = to_events(rows, columns, delay, reader.malformed)
+    report = asyncio.run(produce_events(broker, topics, events, rate))
+    click.echo(
+        f"sent {report.observations} observations to {topics.observations} and"
+        f" {report.labels} labels to {topics.labels} at {broker}"
+    )
+    if reader.malformed:
+        click.echo(
+            f"skipped {len(reader.malformed)} malformed rows (first: {reader.malformed[0]})",
+            err=True,
+        )
+    if report.interrupted:
+        click.echo(f"streamlearn: interrupted after {report.sent} events", err=True)
+        return 130
+    return 0
+
+
+@cli.command()
+@column_options
+@option("--model", default="linear-regression", help="A preset name or module:factory.")
+@option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+        help="Write the predictions here as JSON lines.")  # fmt: skip
+@option("--show", type=click.IntRange(1), default=5, help="How many worst and best keys to show.")
+def replay(model: str, out: Path | None, show: int, **params: Any) -> None:
+    """Progressive validation over a file, offline: the worker's own code, without Kafka."""
+    reader, columns, delay = _rows_and_columns(params)
+    factory = load_factory(model)
+    check_model(factory(), model)
+    learner = Learner(factory, model)
+    events = to_events(reader, columns, delay, reader.malformed)
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(open(out, "wb")) if out else None
+        progress = stack.enter_context(event_progress())
+        task = progress.add_task("replaying", total=None)
+        result = replay_events(
+            events,
+            learner,
+            on_prediction=(lambda line: sink.write(line + b"\n")) if sink else None,
+            on_event=lambda: progress.advance(task),
+        )
+    print_replay(result, model, show, reader.malformed, out)
+
+
+cli.add_command(tail)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -86,7 +86,9 @@ def parse_observation(
     event = _decode(value, max_bytes)
     if "x" not in event:
         raise Rejected(Reason.BAD_FEATURES, 'the observation has no "x"')
-    return Observation(_event_id(event), _features(event["x"]), _timestamp(event, default_ts))
+    return Observation(
+        _event_id(event), _features(event["x"]), parse_ts(event.get("ts"), default_ts)
+    )
 
 
 def parse_label(
@@ -100,7 +102,7 @@ def parse_label(
     if not _is_finite_scalar(y) or y is None:
         raise Rejected(Reason.BAD_TARGET, f'"y" must be a finite JSON scalar, not {y!r:.80}')
     x = _features(event["x"]) if event.get("x") is not None else None
-    return Label(_event_id(event), y, _timestamp(event, default_ts), x)
+    return Label(_event_id(event), y, parse_ts(event.get("ts"), default_ts), x)
 
 
 def check_target(y: Any, classifier: bool) -> None:
@@ -152,9 +154,8 @@ def _is_finite_scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | bool)
 
 
-def _timestamp(event: dict, default_ts: float) -> float:
-    """Epoch seconds from `ts` (a number or ISO-8601; naive times are UTC), else the default."""
-    ts = event.get("ts")
+def parse_ts(ts: Any, default_ts: float) -> float:
+    """Epoch seconds from a number or an ISO-8601 string (naive times are UTC); None: default."""
     if ts is None:
         return default_ts
     if isinstance(ts, int | float) and not isinstance(ts, bool) and math.isfinite(ts):

@@ -31,6 +31,13 @@ class StateStore(Protocol):
     def put(self, key: bytes, state: KeyState) -> None: ...
 
 
+class MemoryStore(dict):
+    """Live states in a plain dict: for replay, where nothing outlives the process."""
+
+    def put(self, key: bytes, state: KeyState) -> None:
+        self[key] = state
+
+
 class CachedStore:
     """Pickled states in a table (any mutable mapping of bytes), unpickled ones in an LRU cache.
 

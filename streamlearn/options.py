@@ -1,0 +1,113 @@
+"""Flags shared by the commands that talk to Kafka or run the app.
+
+Each flag also reads `STREAMLEARN_<NAME>` and shows its default and variable in `--help`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from streamlearn.core import DEFAULT_HORIZON, DEFAULT_MAX_PENDING
+from streamlearn.events import DEFAULT_MAX_EVENT_BYTES
+from streamlearn.settings import Settings, Topics
+
+
+def option(name: str, *decls: str, **kwargs: Any) -> Callable:
+    """A flag that also reads `STREAMLEARN_<NAME>` and shows its default and variable in --help.
+
+    Extra `decls` are click's (a Python parameter name, say, for `--id`).
+    """
+    env = "STREAMLEARN_" + name.lstrip("-").replace("-", "_").upper()
+    return click.option(name, *decls, envvar=env, show_envvar=True, show_default=True, **kwargs)
+
+
+def compose(*decorators: Callable) -> Callable:
+    def apply(function: Callable) -> Callable:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
+
+
+broker_option = option("--broker", default="localhost:9092", help="Kafka bootstrap HOST:PORT.")
+topic_options = compose(
+    option("--topic-prefix", default="", help="Prefix for all four topic names."),
+    option("--observations-topic", default=None, help="[default: PREFIX + observations]"),
+    option("--labels-topic", default=None, help="[default: PREFIX + labels]"),
+    option("--predictions-topic", default=None, help="[default: PREFIX + predictions]"),
+    option("--dead-letters-topic", default=None, help="[default: PREFIX + dead-letters]"),
+)
+app_options = compose(
+    broker_option,
+    option("--model", default="linear-regression", help="A preset name or module:factory."),
+    option("--app-id", default="streamlearn", help="Faust app id; workers with one id share."),
+    option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("streamlearn-data"),
+        help="Where this worker keeps its RocksDB tables (one per worker).",
+    ),
+    option("--partitions", type=click.IntRange(1, 1024), default=8, help="Partitions per topic."),
+    option("--web-port", type=click.IntRange(1, 65535), default=6066, help="HTTP port."),
+    topic_options,
+    option(
+        "--horizon",
+        type=click.FloatRange(min=0, min_open=True),
+        default=DEFAULT_HORIZON,
+        help="Seconds of event time a pending observation or early label waits.",
+    ),
+    option("--max-pending", type=click.IntRange(1), default=DEFAULT_MAX_PENDING,
+            help="Pending entries kept per key, whatever the horizon."),
+    option("--max-event-bytes", type=click.IntRange(64), default=DEFAULT_MAX_EVENT_BYTES,
+            help="Larger event values go to the dead letters."),
+    option("--standby-replicas", type=click.IntRange(0), default=1,
+            help="Standby copies of each table partition on other workers."),
+    option("--session-timeout", type=click.FloatRange(6, 300), default=30.0,
+            help="Seconds before a silent worker's partitions go to the others."),
+)  # fmt: skip
+
+
+def topics_from(params: dict[str, Any]) -> Topics:
+    """The topic names from `--topic-prefix` and the per-topic flags."""
+    topics = Topics.with_prefix(params["topic_prefix"])
+    return Topics(
+        params["observations_topic"] or topics.observations,
+        params["labels_topic"] or topics.labels,
+        params["predictions_topic"] or topics.predictions,
+        params["dead_letters_topic"] or topics.dead_letters,
+    )
+
+
+def settings_from(params: dict[str, Any]) -> Settings:
+    """`Settings` from the parsed values of `app_options`."""
+    return Settings(
+        broker=params["broker"],
+        model=params["model"],
+        app_id=params["app_id"],
+        data_dir=params["data_dir"],
+        partitions=params["partitions"],
+        web_port=params["web_port"],
+        topics=topics_from(params),
+        horizon=params["horizon"],
+        max_pending=params["max_pending"],
+        max_event_bytes=params["max_event_bytes"],
+        standby_replicas=params["standby_replicas"],
+        session_timeout=params["session_timeout"],
+    )
+
+
+column_options = compose(
+    click.argument("file", type=click.Path(path_type=Path, dir_okay=False)),
+    option("--key", required=True, help="Column with the entity key (also the model key)."),
+    option("--target", required=True, help="Column with the target y."),
+    option("--id", "id_column", default=None, help="Column with the event id [default: row]."),
+    option("--time", "time_column", default=None,
+           help="Column with the event time (epoch seconds or ISO-8601)."),
+    option("--label-delay", default="0",
+           help="Send each label after N more events, or with --time after a duration (2h)."),
+)  # fmt: skip

@@ -1,0 +1,65 @@
+"""Tables of per-key metrics for people: the replay summary and the demo's live view."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from streamlearn.replay import ReplayResult
+
+
+def metric_table(
+    rows: Iterable[tuple[str, int, Any]], title: str, show: int, overall: Any
+) -> Table:
+    """The `show` worst and best keys by their metric, then the overall metric.
+
+    `rows` are `(key, n_learned, metric)` with River metrics (`get()`, `bigger_is_better`).
+    """
+    name = type(overall).__name__
+    scored = sorted(
+        (r for r in rows if r[2].get() is not None),
+        key=lambda r: r[2].get(),
+        reverse=not overall.bigger_is_better,
+    )  # worst first
+    table = Table(title=title)
+    table.add_column("key")
+    table.add_column("learned", justify="right")
+    table.add_column(name, justify="right")
+    shown = scored if len(scored) <= 2 * show else [*scored[:show], None, *scored[-show:]]
+    for row in shown:
+        if row is None:
+            table.add_row("…", "", "")
+        else:
+            table.add_row(row[0], str(row[1]), f"{row[2].get():.4f}")
+    table.add_section()
+    table.add_row(f"all {len(scored)} keys", "", f"{overall.get():.4f}", style="bold")
+    return table
+
+
+def print_replay(
+    result: ReplayResult, model: str, show: int, malformed: list[str], out: Path | None
+) -> None:
+    """The replay summary on stdout: counts, the worst and best keys, the overall metric."""
+    console = Console()
+    rows = [(key, state.n_learned, state.metric) for key, state in result.states.items()]
+    console.print(
+        metric_table(rows, f"replay with {model} (worst keys first)", show, result.overall)
+    )
+    counters = result.counters
+    rate = counters["consumed"] / result.seconds if result.seconds else 0.0
+    console.print(
+        f"{counters['consumed']} events in {result.seconds:.1f}s ({rate:.0f}/s):"
+        f" {counters['predicted']} predictions, {counters['learned']} learned,"
+        f" {counters['duplicate']} duplicates, {counters['expired']} expired,"
+        f" {counters['dead_lettered']} rejected"
+    )
+    if malformed:
+        console.print(f"skipped {len(malformed)} malformed rows (first: {malformed[0]})")
+    for letter in result.dead_letters[:3]:
+        console.print(f"rejected: {letter['error']}")
+    if out is not None:
+        console.print(f"predictions written to {out}")
