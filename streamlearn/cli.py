@@ -18,6 +18,7 @@ from rich.console import Console
 
 from streamlearn.broker import prepare_topics
 from streamlearn.core import Learner
+from streamlearn.demo import DemoOptions, run_demo
 from streamlearn.errors import StreamlearnError
 from streamlearn.local_kafka import DEFAULT_PORT, KAFKA_VERSION, LocalKafka, default_data_dir
 from streamlearn.models import check_model, load_factory
@@ -209,6 +210,22 @@ def replay(model: str, out: Path | None, show: int, **params: Any) -> None:
             on_event=lambda: progress.advance(task),
         )
     print_replay(result, model, show, reader.malformed, out)
+
+
+@cli.command()
+@broker_option
+@option("--stations", type=click.IntRange(1, 1000), default=20, help="Bike stations (keys).")
+@option("--days", type=click.IntRange(1, 365), default=7, help="Days of hourly data.")
+@option("--model", default="bikes", help="A preset name or module:factory.")
+@option("--rate", type=click.FloatRange(min=0, min_open=True), default=400.0,
+        help="Events per second.")  # fmt: skip
+@option("--partitions", type=click.IntRange(1, 1024), default=8, help="Partitions per topic.")
+@option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("streamlearn-demo"),
+        help="Where the predictions and the worker log are written.")  # fmt: skip
+def demo(**params: Any) -> int:
+    """The embedded default: local Kafka, a worker, a bike-stations stream, live metrics."""
+    check_model(load_factory(params["model"])(), params["model"])
+    return run_demo(DemoOptions(**params), Console())
 
 
 cli.add_command(tail)

@@ -7,6 +7,7 @@ so each key's events land on the partition that holds its state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from collections.abc import Iterable
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from rich.progress import Progress
 
 from streamlearn.errors import KafkaError
 from streamlearn.progress import event_progress
@@ -38,8 +40,11 @@ async def produce_events(
     events: Iterable[Event],
     rate: float | None = None,
     total: int | None = None,
+    progress: Progress | None = None,
 ) -> ProduceReport:
     """Send `events` in order, paced at `rate` events/s; `total` sizes the progress bar.
+
+    Pass `progress` to draw inside a display of your own (the demo's live view).
 
     SIGINT and SIGTERM stop it between two events; what was sent is flushed and reported.
     """
@@ -53,7 +58,9 @@ async def produce_events(
     try:
         await producer.start()
         start = time.monotonic()
-        with event_progress() as progress:
+        own_display = progress is None
+        progress = progress or event_progress()
+        with progress if own_display else contextlib.nullcontext():
             task = progress.add_task("producing", total=total)
             for event in events:
                 if stop.is_set():

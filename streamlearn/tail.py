@@ -72,14 +72,22 @@ def tail(
 async def _until_signal(work: Coroutine[Any, Any, None]) -> bool:
     """Run `work` until it ends or SIGINT/SIGTERM cancels it; True if a signal stopped it."""
     task = asyncio.ensure_future(work)
-    loop = asyncio.get_running_loop()
+    signalled: list[int] = []
+
+    def stop(signum: int) -> None:
+        signalled.append(signum)
+        task.cancel()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, task.cancel)
+        asyncio.get_running_loop().add_signal_handler(signum, stop, signum)
     try:
         await task
-    except asyncio.CancelledError:
-        return True
-    return False
+    except (asyncio.CancelledError, Exception):
+        # aiokafka can turn a cancellation into a connection error: after a signal, both mean
+        # "stopped by the user"
+        if not signalled:
+            raise
+    return bool(signalled)
 
 
 async def _tail(

@@ -39,10 +39,11 @@ class WorkerProcess:
         partitions: int = 8,
         extra_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
+        log_path: Path | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.web_port = web_port
-        self.log_path = self.data_dir.with_name(self.data_dir.name + ".log")
+        self.log_path = log_path or self.data_dir.with_name(self.data_dir.name + ".log")
         self.args = [
             sys.executable, "-m", "streamlearn", "worker",
             "--broker", broker, "--data-dir", str(data_dir), "--web-port", str(web_port),
