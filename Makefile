@@ -1,4 +1,4 @@
-# Two commands do all set-up on a fresh machine (Python 3.10+, Java 17, Maven):
+# Two commands do all set-up on a fresh machine (Python 3.11+, Java 17, Maven):
 #   make demo   - installs everything, then runs `streamlearn demo` on a local Kafka
 #   make test   - installs everything, then runs the whole test suite and the linter
 VENV ?= .venv

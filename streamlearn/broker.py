@@ -41,7 +41,10 @@ async def probe(bootstrap: str, timeout: float = 5.0) -> bool:
         try:
             await asyncio.wait_for(client.bootstrap(), timeout)
             return bool(client.cluster.brokers())
-        except (ClientKafkaError, OSError, asyncio.TimeoutError):
+        except (TimeoutError, ClientKafkaError, OSError):
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # aiokafka turns Ctrl-C into an error
+                raise asyncio.CancelledError from None
             return False
         finally:
             await client.close()
@@ -56,12 +59,17 @@ async def require_broker(bootstrap: str, timeout: float = 5.0) -> None:
         )
 
 
-async def partition_counts(bootstrap: str, topics: list[str]) -> dict[str, int]:
+async def partition_counts(
+    bootstrap: str, topics: list[str], timeout: float = 10.0
+) -> dict[str, int]:
     """How many partitions each existing topic of `topics` has; missing topics are left out."""
-    client = AIOKafkaClient(bootstrap_servers=bootstrap)
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
     try:
-        await client.bootstrap()
-        await client.force_metadata_update()
+        try:
+            await asyncio.wait_for(client.bootstrap(), timeout)
+            await asyncio.wait_for(client.force_metadata_update(), timeout)
+        except (TimeoutError, ClientKafkaError, OSError) as error:
+            raise KafkaError(f"the broker at {bootstrap} did not answer: {error!r}") from None
         counts = {}
         for topic in topics:
             parts = client.cluster.partitions_for_topic(topic)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -27,7 +27,7 @@ Features = dict[str, Any]
 DEFAULT_MAX_EVENT_BYTES = 256 * 1024
 
 
-class Reason(str, Enum):
+class Reason(StrEnum):
     """Why an event was rejected; the first word of a dead letter's `error`."""
 
     MISSING_KEY = "missing-key"
@@ -167,6 +167,6 @@ def parse_ts(ts: Any, default_ts: float) -> float:
             pass
         else:
             if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=timezone.utc)
+                moment = moment.replace(tzinfo=UTC)
             return moment.timestamp()
     raise Rejected(Reason.BAD_TS, f'"ts" must be epoch seconds or ISO-8601, not {ts!r:.60}')

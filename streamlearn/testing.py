@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from streamlearn.broker import partition_counts
 from streamlearn.errors import StreamlearnError
 from streamlearn.settings import Topics
 
@@ -177,3 +178,17 @@ async def until(condition: Callable[[], bool], timeout: float, interval: float =
         if time.monotonic() > deadline:
             raise TimeoutError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+async def record_count(bootstrap: str, topic: str) -> int:
+    """How many records `topic` holds (the sum of its partitions' end offsets); 0 if missing."""
+    partitions = (await partition_counts(bootstrap, [topic])).get(topic, 0)
+    if not partitions:
+        return 0
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
