@@ -25,6 +25,7 @@ from typing import Any
 
 import faust
 
+from agents.rebalance import RebalanceLog
 from streamlearn.core import Learner
 from streamlearn.models import check_model, load_factory
 from streamlearn.processor import Processor, Record
@@ -91,15 +92,22 @@ def create_app(settings: Settings) -> faust.App:
                     timestamp=output.timestamp,
                 )
 
+    rebalances = RebalanceLog(topics.observations)
+
     @app.on_partitions_revoked.connect
-    async def forget_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
-        store.clear()  # the table's partitions change: cached states may belong to others now
-        log.info("partitions revoked: %s", _describe(revoked))
+    async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+        store.clear()  # partitions are moving: a cached state may soon belong to another worker
+        rebalances.revoked()
 
     @app.on_partitions_assigned.connect
-    async def forget_assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
+    async def on_assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
+        store.clear()  # the table is about to be recovered from the changelog
+        rebalances.assigned(assigned)
+
+    @app.on_rebalance_complete.connect
+    async def on_recovered(app: faust.App, **kwargs: Any) -> None:
         store.clear()
-        log.info("partitions assigned: %s", _describe(assigned))
+        rebalances.completed()
 
     @app.timer(interval=settings.log_interval)
     async def log_counters() -> None:
@@ -110,13 +118,6 @@ def create_app(settings: Settings) -> faust.App:
         return web.json(processor.counters.as_dict())
 
     return app
-
-
-def _describe(partitions: Any) -> str:
-    by_topic: dict[str, list[int]] = {}
-    for tp in partitions:
-        by_topic.setdefault(tp.topic, []).append(tp.partition)
-    return ", ".join(f"{t}{sorted(p)}" for t, p in sorted(by_topic.items())) or "none"
 
 
 class Worker(faust.Worker):

@@ -11,6 +11,7 @@ Factories rather than instances, so every key gets its own model; no lambdas, so
 from __future__ import annotations
 
 import inspect
+import numbers
 from collections.abc import Callable
 from datetime import date, datetime
 
@@ -37,22 +38,31 @@ __all__ = [
 BIKES_WEATHER = ("clouds", "humidity", "pressure", "temperature", "wind")
 
 
+def numeric_features() -> compose.SelectType:
+    """Keeps the numeric features: `x` carries the key and maybe other text, which scaling
+    cannot take. On numeric input it changes nothing, so the presets below predict exactly as
+    River's bare `StandardScaler() | ...` pipelines."""
+    return compose.SelectType(numbers.Number)
+
+
 def linear_regression() -> compose.Pipeline:
     """Standardised linear regression (River defaults) on every numeric feature of `x`."""
-    return preprocessing.StandardScaler() | linear_model.LinearRegression()
+    return numeric_features() | preprocessing.StandardScaler() | linear_model.LinearRegression()
 
 
 def logistic_regression() -> compose.Pipeline:
     """Standardised binary logistic regression (River defaults) on every numeric feature of `x`."""
-    return preprocessing.StandardScaler() | linear_model.LogisticRegression()
+    return numeric_features() | preprocessing.StandardScaler() | linear_model.LogisticRegression()
 
 
 def knn_regression() -> compose.Pipeline:
     """Standardised 5-nearest-neighbours regression over the last 500 events' numeric features."""
     # LazySearch (brute force over a window) rather than the default SWINN graph index: at a few
     # hundred to a few thousand events per model, SWINN was 6-12x slower to learn and predict.
-    return preprocessing.StandardScaler() | neighbors.KNNRegressor(
-        n_neighbors=5, engine=neighbors.LazySearch(window_size=500)
+    return (
+        numeric_features()
+        | preprocessing.StandardScaler()
+        | neighbors.KNNRegressor(n_neighbors=5, engine=neighbors.LazySearch(window_size=500))
     )
 
 

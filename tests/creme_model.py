@@ -1,6 +1,5 @@
-"""A creme-style model for tests: `fit_one` returns the model and there is no `learn_one`.
-
-Workers load it with `--model tests.creme_model:CremeStyleMean`.
+"""Models for tests: a creme-style one (`fit_one` returns the model, no `learn_one`) and one
+that raises on a feature. Workers load them with `--model tests.creme_model:NAME`.
 """
 
 from __future__ import annotations
@@ -18,3 +17,22 @@ class CremeStyleMean:
 
     def predict_one(self, x: dict) -> float:
         return self.total / self.n if self.n else 0.0
+
+
+class Fussy:
+    """A River-style regressor that raises on a feature named `boom` (for model-error tests)."""
+
+    def __init__(self) -> None:
+        from streamlearn.presets import linear_regression
+
+        self.model = linear_regression()
+
+    def learn_one(self, x: dict, y: float) -> None:
+        if "boom" in x:
+            raise ValueError("cannot learn from 'boom'")
+        self.model.learn_one(x, y)
+
+    def predict_one(self, x: dict) -> float:
+        if "boom" in x:
+            raise ValueError("cannot predict with 'boom'")
+        return self.model.predict_one(x)

@@ -20,20 +20,22 @@ PARTITIONS = 4  # fewer than the default 8: quicker rebalances and recoveries in
 class Workers:
     """Starts workers of one app on one set of topics; stops every one at the end of the test."""
 
-    def __init__(self, bootstrap: str, topics: Topics, root: Path, app_id: str) -> None:
+    def __init__(
+        self, bootstrap: str, topics: Topics, root: Path, app_id: str, partitions: int
+    ) -> None:
         self.bootstrap, self.topics, self.root, self.app_id = bootstrap, topics, root, app_id
+        self.partitions = partitions
         self.started: list[WorkerProcess] = []
 
     def make(
         self,
         name: str = "w1",
         model: str = "linear-regression",
-        partitions: int = PARTITIONS,
         extra_args: tuple[str, ...] = (),
     ) -> WorkerProcess:
         worker = WorkerProcess(
             self.bootstrap, self.root / name, free_port(), self.topics, self.app_id,
-            model=model, partitions=partitions, extra_args=extra_args,
+            model=model, partitions=self.partitions, extra_args=extra_args,
             env={"PYTHONPATH": str(REPO)},
         )  # fmt: skip
         self.started.append(worker)
@@ -49,16 +51,22 @@ class Workers:
 
 
 @pytest.fixture
-def topics(kafka_bootstrap, unique) -> Topics:
+def partitions(request) -> int:
+    """The partition count of the test's topics: the module's `PARTITIONS`, else 4."""
+    return getattr(request.module, "PARTITIONS", PARTITIONS)
+
+
+@pytest.fixture
+def topics(kafka_bootstrap, unique, partitions) -> Topics:
     """Four fresh topics, created up front so readers can subscribe before a worker starts."""
     names = Topics.with_prefix(unique("t") + ".")
-    asyncio.run(ensure_topics(kafka_bootstrap, dict.fromkeys(names.names(), PARTITIONS)))
+    asyncio.run(ensure_topics(kafka_bootstrap, dict.fromkeys(names.names(), partitions)))
     return names
 
 
 @pytest.fixture
-def workers(kafka_bootstrap, topics, tmp_path, unique) -> Iterator[Workers]:
-    pool = Workers(kafka_bootstrap, topics, tmp_path, unique("app"))
+def workers(kafka_bootstrap, topics, tmp_path, unique, partitions) -> Iterator[Workers]:
+    pool = Workers(kafka_bootstrap, topics, tmp_path, unique("app"), partitions)
     yield pool
     pool.stop_all()
 

@@ -9,7 +9,7 @@ import pytest
 from streamlearn.core import Learner
 from streamlearn.events import Label, Observation, Reason, Rejected
 from streamlearn.models import load_factory
-from tests.creme_model import CremeStyleMean
+from tests.creme_model import CremeStyleMean, Fussy
 from tests.oracle import chick_rows, per_key_predictions, phishing_rows
 
 
@@ -94,11 +94,13 @@ def test_pending_entries_are_capped_per_key():
     assert expired == 2 and list(state.pending) == [2, 3, 4]
 
 
-def test_a_model_that_raises_gives_an_error_and_the_key_goes_on(learner):
+def test_a_model_that_raises_gives_an_error_and_the_key_goes_on():
+    learner = Learner(Fussy, "fussy")
     state = learner.new_state()
-    learner.observe(state, "k", Observation(1, {"a": "text"}, ts=0.0))
-    step = learner.label(state, "k", Label(1, 1.0, ts=0.0))
+    step = learner.observe(state, "k", Observation(0, {"boom": 1.0}, ts=0.0))
     assert step.outcome == "dead_lettered" and step.error.reason is Reason.MODEL_ERROR
+    step = learner.label(state, "k", Label(1, 1.0, ts=0.0, x={"boom": 1.0}))
+    assert step.outcome == "dead_lettered" and "learn" in str(step.error)
     learner.observe(state, "k", Observation(2, {"a": 1.0}, ts=1.0))
     assert learner.label(state, "k", Label(2, 1.0, ts=1.0)).outcome == "joined"
 

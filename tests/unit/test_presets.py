@@ -8,9 +8,10 @@ import pickle
 import random
 
 import pytest
-from river import base, dummy, evaluate, metrics, stats
+from river import base, dummy, evaluate, linear_model, metrics, preprocessing, stats
 
 from streamlearn.presets import BIKES_WEATHER, PRESETS
+from tests.oracle import chick_rows, phishing_rows
 
 Stream = list[tuple[dict, object]]
 
@@ -226,3 +227,26 @@ def test_knn_regression_predicts_a_number_after_a_few_events():
     learn_all(model, events[:5])
     prediction = model.predict_one(events[5][0])
     assert isinstance(prediction, float) and math.isfinite(prediction)
+
+
+@pytest.mark.parametrize(
+    ("preset", "estimator", "rows"),
+    [
+        ("linear-regression", linear_model.LinearRegression, chick_rows),
+        ("logistic-regression", linear_model.LogisticRegression, phishing_rows),
+    ],
+)
+def test_numeric_presets_equal_the_bare_river_pipelines_on_numeric_data(preset, estimator, rows):
+    data = rows()
+    ours, theirs = PRESETS[preset](), preprocessing.StandardScaler() | estimator()
+    for _, x, y in data:
+        assert ours.predict_one(x) == theirs.predict_one(x)
+        ours.learn_one(x, y)
+        theirs.learn_one(x, y)
+
+
+def test_numeric_presets_ignore_text_features_such_as_the_key():
+    model = PRESETS["linear-regression"]()
+    for i in range(20):
+        model.learn_one({"station": "station-7", "a": float(i)}, 2.0 * i)
+    assert model.predict_one({"station": "station-7", "a": 3.0}) != 0.0  # it learned

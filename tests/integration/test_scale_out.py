@@ -1,0 +1,192 @@
+"""Several workers of one app share the partitions; state follows its keys; nothing is lost.
+
+Per key, observations and labels each arrive in id order and a learn happens when both are in,
+so learns happen in id order whatever the rebalances: every key's final model must equal the
+model of one uninterrupted run over the same events, whoever processed them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+
+import pytest
+
+from streamlearn.core import Learner
+from streamlearn.events import Label, Observation
+from streamlearn.models import load_factory
+from streamlearn.settings import Topics
+from streamlearn.source import Columns, to_events
+from streamlearn.testing import TopicReader, group_lag, produce, until
+from tests.integration.conftest import Workers
+
+PARTITIONS = 8  # the default; the `topics` and `workers` fixtures follow it
+KEYS, PER_KEY = 120, 12
+FAST_FAILOVER = ("--session-timeout", "8")
+OUTCOMES = ("predicted", "joined", "waiting", "duplicate", "redelivered", "rerouted",
+            "dead_lettered")  # fmt: skip
+
+
+def rows() -> list[dict]:
+    return [
+        {"key": f"key-{k}", "a": float(i % 5), "b": float(k % 7), "y": 2.0 * (i % 5) + k % 7}
+        for i in range(PER_KEY)
+        for k in range(KEYS)
+    ]
+
+
+def stream() -> list[tuple[str, str, dict]]:
+    """Observations with labels 40 events late, as `(kind, key, value)`."""
+    return [(e.kind, e.key, e.value) for e in to_events(rows(), Columns("key", "y"), delay=40)]
+
+
+def reference() -> dict[str, float]:
+    """Each key's prediction on the probe after learning all its labels, in one process."""
+    learner = Learner(load_factory("linear-regression"), "linear-regression")
+    states: dict = {}
+    for i, row in enumerate(rows()):
+        state = states.setdefault(row["key"], learner.new_state())
+        x = {"key": row["key"], "a": row["a"], "b": row["b"]}
+        learner.label(state, row["key"], Label(i, row["y"], 0.0, x))
+    return {
+        key: learner.observe(state, key, Observation("probe", probe_x(key), 0.0)).prediction.y_pred
+        for key, state in states.items()
+    }
+
+
+def probe_x(key: str) -> dict:
+    return {"key": key, "a": 2.0, "b": 3.0}
+
+
+def send(bootstrap: str, topics: Topics, events) -> int:
+    """Produce `(kind, key, value)` events to their topics, in order."""
+    records = [
+        (topics.observations if kind == "observation" else topics.labels, key, value)
+        for kind, key, value in events
+    ]
+    return asyncio.run(produce(bootstrap, records))
+
+
+async def drained(bootstrap: str, workers: Workers, topics: Topics) -> None:
+    """Wait until the app has processed and committed everything on its input topics."""
+    inputs = [topics.observations, topics.labels]
+    lag = None
+    for _ in range(600):
+        lag = await group_lag(bootstrap, workers.app_id, inputs)
+        if lag == 0:
+            return
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"{lag} records still not committed")
+
+
+async def probe_all(
+    bootstrap: str, topics: Topics, reader: TopicReader, probe_id: str = "probe"
+) -> dict[str, dict]:
+    """Every key's prediction for the same probe features (an observation nobody labels)."""
+    probes = [(topics.observations, f"key-{k}", {"id": probe_id, "x": probe_x(f"key-{k}")})
+              for k in range(KEYS)]  # fmt: skip
+    await produce(bootstrap, probes)
+    marker = f'"id":"{probe_id}"'.encode()
+    await reader.wait_until(lambda rs: sum(marker in r.value for r in rs) >= KEYS, 120)
+    return {v["key"]: v for v in reader.values() if v["id"] == probe_id}
+
+
+def check_end_state(probes: dict[str, dict], expected: dict[str, float]) -> None:
+    assert probes.keys() == expected.keys()
+    for key, prediction in probes.items():
+        assert prediction["n_learned"] == PER_KEY, key  # no label lost, none learned twice
+        assert prediction["y_pred"] == pytest.approx(expected[key], abs=1e-9), key
+
+
+def check_one_prediction_per_observation(values: list[dict]) -> None:
+    seen: dict[tuple, dict] = {}
+    for v in values:
+        if str(v["id"]).startswith("probe"):
+            continue
+        first = seen.setdefault((v["key"], v["id"]), v)
+        assert first == v  # a duplicate after a move or crash is an identical copy
+    assert len(seen) == KEYS * PER_KEY
+
+
+def reconciles(counters: dict) -> bool:
+    return counters["consumed"] == sum(counters[o] for o in OUTCOMES)
+
+
+async def test_two_workers_share_partitions_and_end_like_one(kafka_bootstrap, topics, workers):
+    w1 = workers.start("w1")
+    w2 = workers.start("w2")
+    events = stream()
+    async with TopicReader(kafka_bootstrap, topics.predictions) as reader:
+        await asyncio.to_thread(send, kafka_bootstrap, topics, events)
+        await drained(kafka_bootstrap, workers, topics)
+        probes = await probe_all(kafka_bootstrap, topics, reader)
+        await reader.wait_until(lambda rs: len({r.value for r in rs}) >= KEYS * (PER_KEY + 1))
+        values = reader.values()
+    check_end_state(probes, reference())
+    check_one_prediction_per_observation(values)
+    c1, c2 = w1.counters(), w2.counters()
+    assert c1["predicted"] > 0 and c2["predicted"] > 0  # both did work
+    assert reconciles(c1) and reconciles(c2)
+    applied = sum(c["consumed"] - c["redelivered"] for c in (c1, c2))
+    assert applied == len(events) + KEYS
+
+
+async def test_join_leave_and_crash_while_events_flow(kafka_bootstrap, topics, workers):
+    w1 = workers.start("w1", extra_args=FAST_FAILOVER)
+    w2 = workers.start("w2", extra_args=FAST_FAILOVER)
+    events = stream()
+    quarter = len(events) // 4
+    async with TopicReader(kafka_bootstrap, topics.predictions) as reader:
+        await asyncio.to_thread(send, kafka_bootstrap, topics, events[:quarter])
+        w3 = await asyncio.to_thread(
+            workers.start, "w3", extra_args=FAST_FAILOVER
+        )  # joins mid-stream
+        await asyncio.to_thread(send, kafka_bootstrap, topics, events[quarter : 2 * quarter])
+        await until(lambda: w3.counters()["consumed"] > 0, 60)
+        assert await asyncio.to_thread(w2.stop) == 0  # leaves cleanly
+        await asyncio.to_thread(send, kafka_bootstrap, topics, events[2 * quarter : 3 * quarter])
+        await asyncio.to_thread(w3.kill)  # crashes
+        await asyncio.to_thread(send, kafka_bootstrap, topics, events[3 * quarter :])
+        await drained(kafka_bootstrap, workers, topics)
+        probes = await probe_all(kafka_bootstrap, topics, reader)
+        values = reader.values()
+    check_end_state(probes, reference())
+    check_one_prediction_per_observation(values)
+    final = w1.counters()
+    assert reconciles(final) and final["consumed"] > 0
+    assert "rebalance: now" in w1.log() and "tables recovered" in w1.log()
+
+
+async def test_state_follows_its_key_to_the_new_owner(kafka_bootstrap, topics, workers):
+    w1 = workers.start("w1")
+    async with TopicReader(kafka_bootstrap, topics.predictions) as reader:
+        await asyncio.to_thread(send, kafka_bootstrap, topics, stream())
+        await drained(kafka_bootstrap, workers, topics)
+        before = await probe_all(kafka_bootstrap, topics, reader)
+        w2 = await asyncio.to_thread(workers.start, "w2")
+        await until(lambda: "gained [" in w2.log() and "tables recovered" in w2.log(), 60)
+        answered_by_w1 = w1.counters()["predicted"]
+        after = await probe_all(kafka_bootstrap, topics, reader, probe_id="probe-after-move")
+    moved = w2.counters()["predicted"]
+    assert 0 < moved < KEYS  # some keys, not all, moved to the new worker
+    for key, prediction in after.items():
+        assert prediction["n_learned"] == before[key]["n_learned"] == PER_KEY
+        assert prediction["y_pred"] == before[key]["y_pred"]
+    assert w1.counters()["predicted"] - answered_by_w1 == KEYS - moved  # w1 answers the rest
+
+
+async def test_all_workers_restarted_with_wiped_data_dirs_recover_from_changelogs(
+    kafka_bootstrap, topics, workers
+):
+    team = [workers.start(name) for name in ("w1", "w2")]
+    await asyncio.to_thread(send, kafka_bootstrap, topics, stream())
+    await drained(kafka_bootstrap, workers, topics)
+    for worker in team:
+        assert worker.stop() == 0
+        shutil.rmtree(worker.data_dir)
+    for worker in team:
+        worker.start()
+    async with TopicReader(kafka_bootstrap, topics.predictions) as reader:
+        await reader.wait_until(lambda rs: len(rs) >= KEYS * PER_KEY)
+        probes = await probe_all(kafka_bootstrap, topics, reader)
+    check_end_state(probes, reference())
