@@ -37,3 +37,27 @@ def test_worker_can_be_scaled():
     assert "container_name" not in worker and "ports" not in worker
     assert worker["environment"]["STREAMLEARN_BROKER"] == "kafka:19092"
     assert worker["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+
+
+def test_producer_streams_the_bundled_data_with_the_workers_settings():
+    producer = COMPOSE["services"]["producer"]
+    script = producer["command"][-1]
+    assert "python -m streamlearn.bikes_csv /tmp/bikes.csv" in script
+    assert "streamlearn produce /tmp/bikes.csv --key station --target bikes" in script
+    worker_env = COMPOSE["services"]["worker"]["environment"]
+    for name in ("STREAMLEARN_BROKER", "STREAMLEARN_PARTITIONS"):
+        assert producer["environment"][name] == worker_env[name]
+    assert worker_env["STREAMLEARN_MODEL"] == "bikes"
+
+
+def test_the_producer_command_parses_with_the_real_cli(tmp_path):
+    """The producer's `streamlearn produce …` line is a valid command line for this version."""
+    import shlex
+
+    from streamlearn.cli import cli
+
+    script = COMPOSE["services"]["producer"]["command"][-1]
+    words = shlex.split(script.split("&&", 1)[1])
+    assert words[:2] == ["streamlearn", "produce"]
+    context = cli.commands["produce"].make_context("produce", words[2:])  # raises on a bad flag
+    assert context.params["label_delay"] == "1h" and context.params["time_column"] == "moment"
