@@ -86,7 +86,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """True for a live process; a zombie (exited, not yet reaped) counts as gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -145,7 +145,7 @@ class LocalKafka:
             cmdline = Path(f"/proc/{state['pid']}/cmdline").read_bytes()
         except (OSError, ValueError, KeyError):
             return None
-        if b"kafka.Kafka" not in cmdline or not _pid_alive(state["pid"]):
+        if b"kafka.Kafka" not in cmdline or not pid_alive(state["pid"]):
             return None
         return state
 
@@ -274,7 +274,7 @@ class LocalKafka:
         while time.monotonic() < deadline:
             if self._process is not None and self._process.pid == pid:
                 self._process.poll()  # reap our own child so it does not linger as a zombie
-            if not _pid_alive(pid):
+            if not pid_alive(pid):
                 return True
             time.sleep(0.1)
         return False

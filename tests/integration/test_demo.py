@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from streamlearn.bikes import bike_stream, write_csv
-from streamlearn.local_kafka import free_port
+from streamlearn.local_kafka import free_port, pid_alive
 from streamlearn.testing import READY_LINE, record_count, wait_for
 from tests.conftest import run_cli
 
@@ -24,10 +24,9 @@ def processes_mentioning(text: str) -> list[int]:
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if text in cmdline and state != "Z":
+        if text in cmdline and pid_alive(int(entry.name)):
             pids.append(int(entry.name))
     return pids
 

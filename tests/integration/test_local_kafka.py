@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from streamlearn.local_kafka import free_port
+from streamlearn.local_kafka import free_port, pid_alive
 from tests.conftest import assert_one_line_error, run_cli
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_start_status_stop_leaves_no_process(tmp_path):
@@ -24,7 +15,7 @@ def test_start_status_stop_leaves_no_process(tmp_path):
         assert started.code == 0, started.stderr
         assert f"127.0.0.1:{port}" in started.stdout
         pid = json.loads((tmp_path / "kafka" / "broker.json").read_text())["pid"]
-        assert _alive(pid)
+        assert pid_alive(pid)
 
         status = run_cli("kafka", "status", "--data-dir", data_dir)
         assert status.code == 0
@@ -36,7 +27,7 @@ def test_start_status_stop_leaves_no_process(tmp_path):
     finally:
         stopped = run_cli("kafka", "stop", "--data-dir", data_dir)
     assert stopped.code == 0 and "stopped" in stopped.stdout
-    assert not _alive(pid)
+    assert not pid_alive(pid)
     after = run_cli("kafka", "status", "--data-dir", data_dir)
     assert after.code == 3 and "not running" in after.stdout
     assert (tmp_path / "kafka" / "server.log").exists()
