@@ -65,8 +65,8 @@ app_options = compose(
             help="Pending entries kept per key, whatever the horizon."),
     option("--max-event-bytes", type=click.IntRange(64), default=DEFAULT_MAX_EVENT_BYTES,
             help="Larger event values go to the dead letters."),
-    option("--standby-replicas", type=click.IntRange(0), default=1,
-            help="Standby copies of each table partition on other workers."),
+    option("--standby-replicas", type=click.IntRange(0), default=0,
+            help="Standby copies of each table partition on other workers (see README)."),
     option("--session-timeout", type=click.FloatRange(6, 300), default=30.0,
             help="Seconds before a silent worker's partitions go to the others."),
 )  # fmt: skip

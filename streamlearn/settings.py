@@ -41,7 +41,7 @@ class Settings:
     horizon: float = DEFAULT_HORIZON
     max_pending: int = DEFAULT_MAX_PENDING
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
-    standby_replicas: int = 1
+    standby_replicas: int = 0  # Faust defaults to 1: see README "Scaling out" for why not here
     session_timeout: float = 30.0
     cache_size: int = 10_000
     log_interval: float = 10.0

@@ -190,3 +190,18 @@ async def test_all_workers_restarted_with_wiped_data_dirs_recover_from_changelog
         await reader.wait_until(lambda rs: len(rs) >= KEYS * PER_KEY)
         probes = await probe_all(kafka_bootstrap, topics, reader)
     check_end_state(probes, reference())
+
+
+async def test_workers_launched_together_share_a_backlog(kafka_bootstrap, topics, workers):
+    """As `docker compose up --scale worker=2` does; with standby replicas on, the second
+    worker was seen ready but consuming nothing (the reason they are off by default)."""
+    pairs, keys = 12_000, 600
+    rows = [{"key": f"key-{i % keys}", "a": float(i % 3), "y": float(i % 5)} for i in range(pairs)]
+    events = [(e.kind, e.key, e.value) for e in to_events(rows, Columns("key", "y"), delay=10)]
+    await asyncio.to_thread(send, kafka_bootstrap, topics, events)
+    team = [workers.make(name) for name in ("w1", "w2")]
+    await asyncio.gather(*(asyncio.to_thread(worker.start) for worker in team))
+    await until(lambda: sum(w.counters()["learned"] for w in team) == pairs, 180, interval=0.5)
+    counters = [w.counters() for w in team]
+    assert all(c["consumed"] > 0 for c in counters)  # both worked
+    assert sum(c["predicted"] for c in counters) == pairs
