@@ -1,0 +1,209 @@
+"""What a run prints and writes: a header, one table per configuration, and the JSON medians.
+
+Rates are pairs per second (one observation and its label: one prediction and one learn).
+Targets are reported, never asserted: a missed target is a finding, not a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from bench.e2e import POLL_SECONDS
+from bench.suite import Result
+from streamlearn.local_kafka import KAFKA_VERSION
+
+LIBRARIES = ("streamlearn", "river", "faust-streaming", "aiokafka", "rocksdict", "orjson")
+MB = 1024 * 1024
+STATE_TARGET_BYTES = 4 * 1024
+RATIO_TARGET = 0.10
+P99_TARGET_MS = 50.0
+RSS_PER_KEY_MIN_KEYS = 10_000  # below this, per-key memory drowns in allocator noise
+
+
+def environment(broker: str | None) -> dict[str, Any]:
+    """When and on what the run happened: the header of the printout and of the JSON."""
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "load_average": [round(load, 2) for load in os.getloadavg()],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": {name: version(name) for name in LIBRARIES} | {"kafka": KAFKA_VERSION},
+        "broker": broker or f"local Kafka {KAFKA_VERSION} started by the benchmark",
+    }
+
+
+def print_header(console: Console, env: dict[str, Any]) -> None:
+    versions = ", ".join(f"{name} {v}" for name, v in env["versions"].items())
+    console.print(
+        f"[bold]streamlearn benchmark[/] {env['date']}: {env['cpus']} CPUs, load average"
+        f" {' '.join(map(str, env['load_average']))} at start\n"
+        f"Python {env['python']} on {env['platform']}\n{versions}\nbroker: {env['broker']}"
+    )
+
+
+def medians(result: Result) -> dict[str, Any]:
+    """The medians of one configuration, flat, as written to the JSON."""
+    config, latency = result.config, result.latency
+    assert latency is not None
+    limit, naive = statistics.median(result.limit), statistics.median(result.naive)
+    e2e = result.drained(lambda d: d.pps)
+    rss_peak = result.drained(lambda d: d.rss_peak_bytes)
+    state_keys = result.drained(lambda d: d.state_keys)
+    scale: dict[str, float | None] = {str(n): d.pps for n, d in result.scaled.items()}
+    scale |= dict.fromkeys(map(str, result.stalled))
+    row = {
+        **asdict(config),
+        "keys_seen": result.keys_seen,
+        "limit_pps": limit,
+        "naive_pps": naive,
+        "e2e_pps": e2e,
+        "e2e_over_limit": e2e / limit,
+        "e2e_over_naive": e2e / naive,
+        "drain_s": result.drained(lambda d: d.seconds),
+        "startup_s": result.drained(lambda d: d.startup_seconds),
+        "latency_pps": latency.rate_pps,
+        "latency_samples": latency.samples,
+        "p50_ms": latency.p50_ms,
+        "p95_ms": latency.p95_ms,
+        "p99_ms": latency.p99_ms,
+        "rss_peak_mb": rss_peak / MB,
+        "rss_idle_mb": latency.rss_idle_bytes / MB,
+        "rss_bytes_per_key": (rss_peak - latency.rss_idle_bytes) / result.keys_seen,
+        "disk_bytes": result.drained(lambda d: d.disk_bytes),
+        "bytes_per_key": result.drained(lambda d: d.disk_bytes) / result.keys_seen,
+        "state_keys": state_keys,
+        "state_bytes_per_key": result.drained(lambda d: d.state_bytes) / max(1, state_keys),
+        "scale_pps": scale,
+        "scale2_pps": scale.get("2"),
+        "scale2_ratio": scale["2"] / e2e if scale.get("2") else None,
+        "scale_stalled": {str(n): text for n, text in result.stalled.items()},
+        "cpus": os.cpu_count(),
+        "seconds": result.seconds,
+        "load_average": [round(load, 2) for load in os.getloadavg()],
+    }
+    return row | {"targets": targets(row)}
+
+
+def targets(row: dict[str, Any]) -> dict[str, bool]:
+    """The issue's targets that apply to this configuration, each met or not."""
+    met = {f"p99_ms<{P99_TARGET_MS:g}": row["p99_ms"] < P99_TARGET_MS}
+    if row["model"] == "linear-regression":
+        met["bytes_per_key<4KiB"] = row["bytes_per_key"] < STATE_TARGET_BYTES
+        if row["keys"] == 1_000:
+            met[f"e2e_over_limit>={RATIO_TARGET:g}"] = row["e2e_over_limit"] >= RATIO_TARGET
+    return met
+
+
+def table(result: Result, row: dict[str, Any]) -> Table:
+    """One configuration's table: measure, median, the single runs, and notes with targets."""
+    config = result.config
+    title = config.describe() + (f" ({config.note})" if config.note else "")
+    caption = (
+        f"{row['seconds']:.0f} s for this configuration; load average"
+        f" {' '.join(map(str, row['load_average']))} at its end on {row['cpus']} CPUs"
+        " (the benchmark alone keeps about 2 busy; more means other work competed)"
+    )
+    out = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
+    for column in ("measure", "median", "runs", "notes"):
+        out.add_column(column, overflow="fold")
+    runs = {"limit": result.limit, "naive": result.naive, "e2e": [d.pps for d in result.drains]}
+    out.add_row(
+        "1 limit: dict of models, one process",
+        _pps(row["limit_pps"]),
+        _runs(runs["limit"]),
+        "predict_one + learn_one, no Kafka, no tables, no serialization",
+    )
+    out.add_row(
+        "2 naive store: pickle + RocksDB per event",
+        _pps(row["naive_pps"]),
+        _runs(runs["naive"]),
+        "loads and dumps the key's model on every event",
+    )
+    out.add_row(
+        "3 streamlearn end to end, 1 worker",
+        _pps(row["e2e_pps"]),
+        _runs(runs["e2e"]),
+        f"backlog drain over {row['drain_s']:.1f} s (end ≤ {POLL_SECONDS * 1000:.0f} ms late);"
+        f" start-up {row['startup_s']:.1f} s, not timed",
+    )
+    out.add_row(
+        "  end to end ÷ limit",
+        f"{row['e2e_over_limit']:.3f}",
+        "",
+        _verdict(row, f"e2e_over_limit>={RATIO_TARGET:g}", f"target ≥ {RATIO_TARGET:.2f}"),
+    )
+    out.add_row("  end to end ÷ naive store", f"{row['e2e_over_naive']:.2f}", "", "")
+    out.add_row(
+        "4 latency p50 / p95 / p99",
+        f"{row['p50_ms']:.1f} / {row['p95_ms']:.1f} / {row['p99_ms']:.1f} ms",
+        "",
+        f"{row['latency_samples']:,} observations paced at {row['latency_pps']:,.0f} pairs/s"
+        f" (half the drain); "
+        + _verdict(row, f"p99_ms<{P99_TARGET_MS:g}", f"target p99 < {P99_TARGET_MS:g} ms"),
+    )
+    per_key = (
+        f"; {row['rss_bytes_per_key'] / 1024:,.1f} KiB per key above idle"
+        if result.keys_seen >= RSS_PER_KEY_MIN_KEYS
+        else f"; per key above idle: not meaningful under {RSS_PER_KEY_MIN_KEYS:,} keys"
+    )
+    out.add_row(
+        "5 worker peak RSS",
+        f"{row['rss_peak_mb']:.0f} MB",
+        "",
+        f"idle {row['rss_idle_mb']:.0f} MB (at start, before any event){per_key}",
+    )
+    out.add_row(
+        "  RocksDB on disk per key",
+        f"{row['bytes_per_key']:,.0f} B",
+        "",
+        f"{row['disk_bytes'] / MB:.1f} MB of files after {result.keys_seen:,} keys; "
+        + _verdict(row, "bytes_per_key<4KiB", "target < 4 KiB"),
+    )
+    out.add_row(
+        "  stored state per key",
+        f"{row['state_bytes_per_key']:,.0f} B",
+        "",
+        f"mean pickled value over {row['state_keys']:,} keys in the tables",
+    )
+    for workers, drain in sorted(result.scaled.items()):
+        out.add_row(
+            f"6 scale-out: drain, {workers} workers",
+            _pps(drain.pps),
+            _runs([drain.pps]),
+            f"{drain.pps / row['e2e_pps']:.2f} times 1 worker, on {row['cpus']} CPUs shared with"
+            " the broker and this process; launched together, so the rebalance is included",
+        )
+    for workers, stall in sorted(result.stalled.items()):
+        out.add_row(f"6 scale-out: drain, {workers} workers", "[bold red]stalled[/]", "", stall)
+    return out
+
+
+def write_json(path: Path, env: dict[str, Any], rows: list[dict[str, Any]], seconds: float) -> None:
+    document = {**env, "seconds": seconds, "configurations": rows}
+    path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+
+
+def _pps(value: float) -> str:
+    return f"{value:,.0f} pairs/s"
+
+
+def _runs(values: list[float]) -> str:
+    return " ".join(f"{v:,.0f}" for v in values)
+
+
+def _verdict(row: dict[str, Any], name: str, target: str) -> str:
+    if name not in row["targets"]:
+        return ""
+    return f"{target}: {'met' if row['targets'][name] else '[bold red]missed[/]'}"

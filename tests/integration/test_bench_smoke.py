@@ -1,0 +1,49 @@
+"""`python -m bench --quick` runs end to end and produces every figure, so it cannot rot.
+
+It checks that each figure is there and numeric, never its value: the values depend on the
+machine and its load.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+REPO = Path(__file__).parents[2]
+POSITIVE = (
+    "limit_pps", "naive_pps", "e2e_pps", "e2e_over_limit", "e2e_over_naive", "p50_ms", "p95_ms",
+    "p99_ms", "bytes_per_key", "state_bytes_per_key", "rss_peak_mb", "scale2_pps", "cpus",
+    "startup_s", "drain_s",
+)  # fmt: skip
+NUMERIC = ("rss_bytes_per_key",)  # may be negative: memory can be returned after start-up
+
+
+def test_quick_run_writes_every_figure(kafka_bootstrap, tmp_path):
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--broker", kafka_bootstrap, "--json", out],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "end to end ÷ limit" in done.stdout
+    document = orjson.loads(out.read_bytes())
+    assert document["date"] and document["cpus"] >= 1
+    (row,) = document["configurations"]
+    assert row["model"] == "linear-regression" and row["keys"] > 0 and row["pairs"] > 0
+    for name in POSITIVE:
+        assert _number(row[name]) and row[name] > 0, (name, row[name])
+    for name in NUMERIC:
+        assert _number(row[name]), (name, row[name])
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
