@@ -49,6 +49,10 @@ class Pending:
     n_learned: int
     ts: float
 
+    def prediction(self, key: str, event_id: EventId, model: str) -> Prediction:
+        """The prediction this observation was answered with (re-sent as is on redelivery)."""
+        return Prediction(key, event_id, self.y_pred, self.proba, model, self.n_learned, self.ts)
+
 
 @dataclass(slots=True)
 class KeyState:
@@ -141,10 +145,8 @@ class Learner:
             y_pred, proba = predict(state.model, obs.x, self.classifier)
         except Exception as error:  # a model may raise on any feature: dead-letter, go on
             return Step("dead_lettered", expired=expired, error=_model_error("predict", error))
-        n_learned = state.n_learned
-        prediction = Prediction(key, obs.id, y_pred, proba, self.name, n_learned, obs.ts)
-        step = Step("predicted", prediction, expired=expired)
-        pending = Pending(obs.x, y_pred, proba, n_learned, obs.ts)
+        pending = Pending(obs.x, y_pred, proba, state.n_learned, obs.ts)
+        step = Step("predicted", pending.prediction(key, obs.id, self.name), expired=expired)
         early = state.early.pop(obs.id, None)
         if early is None:
             state.pending[obs.id] = pending

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from streamlearn.core import KeyState, Learner, Prediction, Step
+from streamlearn.core import KeyState, Learner, Step
 from streamlearn.events import EventId, Rejected, parse_key, parse_label, parse_observation
 from streamlearn.partitioner import partition_for
 from streamlearn.settings import Topics
@@ -139,10 +139,7 @@ class Processor:
         pending = state.pending.get(event_id) if is_observation else None
         if pending is None:
             return []
-        prediction = Prediction(
-            key, event_id, pending.y_pred, pending.proba, self.learner.name,
-            pending.n_learned, pending.ts,
-        )  # fmt: skip
+        prediction = pending.prediction(key, event_id, self.learner.name)
         return [Output(self.topics.predictions, key.encode(), prediction.to_json())]
 
     def _dead_letter(self, record: Record, error: Rejected) -> list[Output]:
