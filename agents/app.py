@@ -27,7 +27,7 @@ import faust
 
 from agents.rebalance import RebalanceLog
 from streamlearn.core import Learner
-from streamlearn.models import check_model, load_factory
+from streamlearn.models import load_factory
 from streamlearn.processor import Processor, Record
 from streamlearn.settings import Settings
 from streamlearn.state import CachedStore
@@ -40,7 +40,6 @@ RAW_TOPIC = {**RAW, "key_serializer": "raw", "value_serializer": "raw"}  # topic
 def create_app(settings: Settings) -> faust.App:
     """A Faust app configured by `settings`, with the streamlearn agent on it."""
     factory = load_factory(settings.model)
-    check_model(factory(), settings.model)
     learner = Learner(factory, settings.model, settings.horizon, settings.max_pending)
     topics = settings.topics
     processor = Processor(learner, topics, settings.partitions, settings.max_event_bytes)

@@ -21,7 +21,7 @@ from streamlearn.core import Learner
 from streamlearn.demo import DemoOptions, run_demo
 from streamlearn.errors import StreamlearnError
 from streamlearn.local_kafka import DEFAULT_PORT, KAFKA_VERSION, LocalKafka, default_data_dir
-from streamlearn.models import check_model, load_factory
+from streamlearn.models import load_factory
 from streamlearn.options import (
     app_options,
     broker_option,
@@ -195,9 +195,7 @@ def produce(
 def replay(model: str, out: Path | None, show: int, **params: Any) -> None:
     """Progressive validation over a file, offline: the worker's own code, without Kafka."""
     reader, columns, delay = _rows_and_columns(params)
-    factory = load_factory(model)
-    check_model(factory(), model)
-    learner = Learner(factory, model)
+    learner = Learner(load_factory(model), model)
     events = to_events(reader, columns, delay, reader.malformed)
     with contextlib.ExitStack() as stack:
         sink = stack.enter_context(open(out, "wb")) if out else None
@@ -224,7 +222,7 @@ def replay(model: str, out: Path | None, show: int, **params: Any) -> None:
         help="Where the predictions and the worker log are written.")  # fmt: skip
 def demo(**params: Any) -> int:
     """The embedded default: local Kafka, a worker, a bike-stations stream, live metrics."""
-    check_model(load_factory(params["model"])(), params["model"])
+    load_factory(params["model"])  # a bad --model fails here, before Kafka starts
     return run_demo(DemoOptions(**params), Console())
 
 

@@ -25,7 +25,18 @@ Factory = Callable[[], Any]
 
 
 def load_factory(spec: str) -> Factory:
-    """A preset name, or `package.module:factory` naming a zero-argument callable."""
+    """A preset name, or `package.module:factory` naming a zero-argument callable; the model it
+    makes is checked once here, so every command rejects a bad `--model` the same way."""
+    factory = _resolve(spec)
+    try:
+        model = factory()
+    except Exception as error:  # a user's factory: any failure is theirs to fix, in one line
+        raise ModelError(f"--model {spec}: calling the factory raised {error!r:.200}") from None
+    check_model(model, spec)
+    return factory
+
+
+def _resolve(spec: str) -> Factory:
     if spec in PRESETS:
         return PRESETS[spec]
     if ":" not in spec:

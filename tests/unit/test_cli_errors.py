@@ -56,3 +56,21 @@ def test_missing_java_is_one_line(tmp_path):
     )
     assert_one_line_error(ran)
     assert "Java" in ran.stderr
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("no-such-preset", "unknown model"),
+        ("no_such_module:f", "cannot import"),
+        ("json:no_such_attr", "no callable"),
+        ("json:dumps", "calling the factory raised"),  # needs an argument
+        ("json:JSONDecoder", "lacks predict_one"),
+    ],
+)
+def test_a_bad_model_is_one_line(spec, says, tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("k,y\na,1\n")
+    ran = run_cli("replay", str(data), "--key", "k", "--target", "y", "--model", spec)
+    assert_one_line_error(ran)
+    assert says in ran.stderr
