@@ -25,7 +25,7 @@ from typing import Any
 
 import faust
 
-from agents.rebalance import RebalanceLog
+from agents.rebalance import RebalanceLog, rewind_uncommitted
 from streamlearn.core import Learner
 from streamlearn.models import load_factory
 from streamlearn.processor import Processor, Record
@@ -112,6 +112,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.on_rebalance_complete.connect
     async def on_recovered(app: faust.App, **kwargs: Any) -> None:
         store.clear()
+        await rewind_uncommitted(app.consumer, (topics.observations, topics.labels))
         rebalances.completed()
 
     @app.timer(interval=settings.log_interval)

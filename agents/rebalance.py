@@ -1,5 +1,5 @@
-"""One log line per rebalance: which partitions this worker gained and lost, and how long it
-took until its tables were recovered and processing resumed.
+"""What the worker does around a rebalance: log it in one line, and rewind the partitions that
+aiokafka would otherwise leave past records nobody processed.
 
 Faust itself logs recovery progress (remaining changelog records and an estimate) every 5 s
 while a long recovery runs.
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from aiokafka import TopicPartition
+from faust.types import TP, ConsumerT
 
 log = logging.getLogger("streamlearn")
 
@@ -44,3 +45,20 @@ class RebalanceLog:
         seconds = time.monotonic() - self.started if self.started is not None else 0.0
         log.info("%s; tables recovered, processing resumed after %.2fs", self.pending_line, seconds)
         self.started = None
+
+
+async def rewind_uncommitted(consumer: ConsumerT, topics: Collection[str]) -> list[TP]:
+    """Seek every assigned partition of `topics` that has no committed offset to its start.
+
+    After a rebalance Faust drops the records already fetched into the agent's buffer and seeks
+    back to the committed offsets, but aiokafka's `seek_to_committed` skips a partition with no
+    commit (or a commit at 0): its fetcher would carry on after the dropped records, which no
+    worker would ever process. Records this worker did process are read again and recognised
+    by the offsets kept in each key's state. Returns the partitions rewound.
+    """
+    committed = await consumer.seek_to_committed()
+    rewound = [tp for tp, offset in committed.items() if tp.topic in topics and not offset]
+    if rewound:
+        await consumer.seek_wait(dict.fromkeys(rewound, 0))
+        log.info("rewound %d partitions with no committed offset to their start", len(rewound))
+    return rewound

@@ -1,0 +1,67 @@
+"""After a rebalance, a partition with no committed offset is read again from its start.
+
+aiokafka's `seek_to_committed` leaves such a partition where its fetcher was. Faust has by then
+dropped the records it fetched but had not processed, so without the rewind no worker ever
+processed them: the cause of issue 6's lost labels.
+"""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from agents.rebalance import rewind_uncommitted
+from streamlearn.broker import ensure_topics
+from streamlearn.partitioner import partition_for
+from streamlearn.testing import produce
+from tests.integration.test_kafka_roundtrip import _consume
+
+
+class FaustConsumerCalls:
+    """The two calls `rewind_uncommitted` makes on Faust's consumer, which hands both to
+    aiokafka exactly so (faust.transport.drivers.aiokafka.AIOKafkaConsumerThread)."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self.consumer = consumer
+
+    async def seek_to_committed(self) -> dict:
+        return await self.consumer.seek_to_committed()
+
+    async def seek_wait(self, offsets: dict) -> None:
+        for tp, offset in offsets.items():
+            self.consumer.seek(tp, offset)
+            await self.consumer.position(tp)
+
+
+async def test_only_partitions_without_a_commit_are_rewound_to_their_start(kafka_bootstrap, unique):
+    topic = unique("rewind")
+    await ensure_topics(kafka_bootstrap, {topic: 2})
+    uncommitted, committed = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    keys = {partition_for(f"k{i}".encode(), 2): f"k{i}" for i in range(20)}  # one per partition
+    await produce(kafka_bootstrap, [(topic, keys[p], {"n": i}) for p in (0, 1) for i in range(10)])
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=unique("group"),
+        enable_auto_commit=False, auto_offset_reset="earliest",
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        consumer.assign([uncommitted, committed])
+        await _consume(consumer, 20)  # fetched, as Faust had before the rebalance dropped them
+        await consumer.commit({committed: 4})
+
+        await consumer.seek_to_committed()  # what Faust does after every rebalance
+        assert await consumer.position(uncommitted) == 10  # the upstream gap: records 0-9 skipped
+        assert await consumer.position(committed) == 4
+
+        rewound = await rewind_uncommitted(FaustConsumerCalls(consumer), [topic, "other"])
+
+        assert rewound == [uncommitted]
+        assert await consumer.position(uncommitted) == 0
+        assert await consumer.position(committed) == 4
+        again = await _consume(consumer, 16)  # 10 from the start of 0, 6 after the commit on 1
+        assert sorted((r.partition, r.offset) for r in again) == [
+            *((0, o) for o in range(10)),
+            *((1, o) for o in range(4, 10)),
+        ]
+    finally:
+        await consumer.stop()
