@@ -11,7 +11,7 @@ import pytest
 from streamlearn.broker import ensure_topics
 from streamlearn.local_kafka import free_port
 from streamlearn.settings import Topics
-from streamlearn.testing import TopicReader, WorkerProcess, produce, until
+from streamlearn.testing import TopicReader, WorkerProcess, group_lag, produce, until
 
 REPO = Path(__file__).parents[2]
 PARTITIONS = 4  # fewer than the default 8: quicker rebalances and recoveries in tests
@@ -43,6 +43,16 @@ class Workers:
 
     def start(self, name: str = "w1", **kwargs) -> WorkerProcess:
         return self.make(name, **kwargs).start()
+
+    async def drained(self, timeout: float = 120.0) -> None:
+        """Wait until the app has processed and committed everything on its input topics."""
+        inputs = [self.topics.observations, self.topics.labels]
+        lag = None
+        deadline = asyncio.get_running_loop().time() + timeout
+        while (lag := await group_lag(self.bootstrap, self.app_id, inputs)) != 0:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{lag} records still not committed after {timeout}s")
+            await asyncio.sleep(0.2)
 
     def stop_all(self) -> None:
         for worker in self.started:

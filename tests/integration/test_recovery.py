@@ -54,6 +54,7 @@ async def test_kill_9_mid_stream_neither_loses_nor_repeats_a_label(
     await until(lambda: worker.counters()["joined"] >= len(labels) // 4, 120)
     worker.kill()
     worker.start()
+    await workers.drained()  # every label learned before the probes (topics are not ordered)
 
     probes = [(topics.observations, f"key-{k}", {"id": "probe", "x": {"a": 2.0, "b": float(k)}})
               for k in range(keys)]  # fmt: skip
