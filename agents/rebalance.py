@@ -56,6 +56,8 @@ async def rewind_uncommitted(consumer: ConsumerT, topics: Collection[str]) -> li
     worker would ever process. Records this worker did process are read again and recognised
     by the offsets kept in each key's state. Returns the partitions rewound.
     """
+    if not consumer.assignment():  # an idle worker (more workers than partitions)
+        return []
     committed = await consumer.seek_to_committed()
     rewound = [tp for tp, offset in committed.items() if tp.topic in topics and not offset]
     if rewound:

@@ -17,11 +17,14 @@ from tests.integration.test_kafka_roundtrip import _consume
 
 
 class FaustConsumerCalls:
-    """The two calls `rewind_uncommitted` makes on Faust's consumer, which hands both to
-    aiokafka exactly so (faust.transport.drivers.aiokafka.AIOKafkaConsumerThread)."""
+    """The calls `rewind_uncommitted` makes on Faust's consumer, which hands them to aiokafka
+    exactly so (faust.transport.drivers.aiokafka.AIOKafkaConsumerThread)."""
 
     def __init__(self, consumer: AIOKafkaConsumer) -> None:
         self.consumer = consumer
+
+    def assignment(self) -> set:
+        return self.consumer.assignment()
 
     async def seek_to_committed(self) -> dict:
         return await self.consumer.seek_to_committed()
@@ -63,5 +66,15 @@ async def test_only_partitions_without_a_commit_are_rewound_to_their_start(kafka
             *((0, o) for o in range(10)),
             *((1, o) for o in range(4, 10)),
         ]
+    finally:
+        await consumer.stop()
+
+
+async def test_a_worker_without_partitions_has_nothing_to_rewind(kafka_bootstrap, unique):
+    """More workers than partitions leaves one idle; aiokafka's seek_to_committed asserts then."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=unique("group"))
+    await consumer.start()
+    try:
+        assert await rewind_uncommitted(FaustConsumerCalls(consumer), ["any"]) == []
     finally:
         await consumer.stop()
