@@ -20,6 +20,9 @@ a record redelivered after a crash (at-least-once) is recognised by its offset a
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 import time
 from typing import Any
 
@@ -33,6 +36,7 @@ from streamlearn.settings import Settings
 from streamlearn.state import CachedStore
 
 log = logging.getLogger("streamlearn")
+SHUTDOWN_GRACE = 20.0  # seconds from SIGTERM or Ctrl-C to a forced exit if Faust's stop hangs
 RAW = {"key_type": bytes, "value_type": bytes}  # a table of bytes is serialized "raw"
 RAW_TOPIC = {**RAW, "key_serializer": "raw", "value_serializer": "raw"}  # topics need it said
 
@@ -127,12 +131,41 @@ def create_app(settings: Settings) -> faust.App:
 
 
 class Worker(faust.Worker):
-    """A Faust worker that says in one line when it is ready to process events."""
+    """A Faust worker that says in one line when it is ready, and that always exits on a signal.
+
+    Faust's shutdown can block for good when SIGTERM lands during a rebalance (seen here: the
+    consumer thread never stops). After `SHUTDOWN_GRACE` seconds the process exits anyway: with
+    code 0 if the producer was flushed (offsets not committed are re-read by the next owner and
+    recognised by the offsets in each key's state), else 1, which is a crash the state survives.
+    """
 
     def __init__(self, app: faust.App, settings: Settings, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
         self.settings = settings
         self.started_at = time.monotonic()
+        self.flushed = False
+        self.watchdog: threading.Timer | None = None
+        app.on_before_shutdown.connect(self._flush)
+
+    async def _flush(self, app: faust.App, **kwargs: Any) -> None:
+        await app.producer.flush()
+        self.flushed = True
+
+    def _schedule_shutdown(self, signal: signal.Signals) -> None:
+        super()._schedule_shutdown(signal)
+        if self.watchdog is None:
+            self.watchdog = threading.Timer(SHUTDOWN_GRACE, self._exit_now)
+            self.watchdog.daemon = True
+            self.watchdog.start()
+
+    def _exit_now(self) -> None:
+        log.warning(
+            "shutdown still blocked after %.0fs (Faust stuck in a rebalance); exiting now, %s",
+            SHUTDOWN_GRACE,
+            "everything produced is flushed" if self.flushed else "as after a crash",
+        )
+        logging.shutdown()
+        os._exit(0 if self.flushed else 1)
 
     async def on_startup_finished(self) -> None:
         await super().on_startup_finished()
