@@ -61,6 +61,7 @@ class Counters:
         self.outcomes: Counter[str] = Counter(dict.fromkeys(OUTCOMES, 0))
         self.learned = 0  # learn calls: joined labels plus early labels joined later
         self.expired = 0  # pending observations and early labels dropped after the horizon
+        self.skipped = 0  # records the consumer never delivered (counted by the agent)
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -68,6 +69,7 @@ class Counters:
             **self.outcomes,
             "learned": self.learned,
             "expired": self.expired,
+            "skipped": self.skipped,
         }
 
 

@@ -56,9 +56,9 @@ async def test_only_partitions_without_a_commit_are_rewound_to_their_start(kafka
         assert await consumer.position(uncommitted) == 10  # the upstream gap: records 0-9 skipped
         assert await consumer.position(committed) == 4
 
-        rewound = await rewind_uncommitted(FaustConsumerCalls(consumer), [topic, "other"])
+        resume = await rewind_uncommitted(FaustConsumerCalls(consumer), [topic, "other"])
 
-        assert rewound == [uncommitted]
+        assert resume == {uncommitted: None, committed: 4}  # None: rewound to its start
         assert await consumer.position(uncommitted) == 0
         assert await consumer.position(committed) == 4
         again = await _consume(consumer, 16)  # 10 from the start of 0, 6 after the commit on 1
@@ -75,6 +75,6 @@ async def test_a_worker_without_partitions_has_nothing_to_rewind(kafka_bootstrap
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=unique("group"))
     await consumer.start()
     try:
-        assert await rewind_uncommitted(FaustConsumerCalls(consumer), ["any"]) == []
+        assert await rewind_uncommitted(FaustConsumerCalls(consumer), ["any"]) == {}
     finally:
         await consumer.stop()
