@@ -73,10 +73,10 @@ async def rewind_uncommitted(consumer: ConsumerT, topics: Collection[str]) -> di
 class Holes:
     """Notices records a partition's consumer skipped: an offset beyond the next one expected.
 
-    Input topics carry no transaction markers, so their offsets have no gaps and a jump past
-    the next expected offset means records this worker never saw (a rare skip in Faust's fetch
-    path after a rebalance, see README "Known issues"). Records at or before it are normal
-    redeliveries.
+    Assumes input topics without transactional producers (streamlearn's own use none): their
+    offsets then have no gaps, and a jump past the next expected offset means records this
+    worker never saw (a rare skip in Faust's fetch path after a rebalance, see README "Known
+    issues"). Records at or before it are normal redeliveries.
 
         >>> holes = Holes()
         >>> holes.reset({"p": 5})
