@@ -20,9 +20,9 @@ from typing import Any
 import click
 from rich.console import Console
 
-from bench.cluster import broker
 from bench.report import environment, medians, print_header, table, write_json
 from bench.suite import Config, Result, run_all, suite
+from streamlearn.local_kafka import kafka_for
 
 QUICK = Config(keys=20, pairs=1_000, partitions=2, repeats=1, e2e_repeats=1)
 
@@ -149,7 +149,7 @@ def _run_all(
         scratch = Path(stop_all.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
         if external is None:
             console.log("starting a local Kafka")
-        bootstrap = stop_all.enter_context(broker(external, scratch))
+        bootstrap = stop_all.enter_context(kafka_for(external, scratch / "kafka"))
         run_all(configs, bootstrap, scratch, budget, console.log, done)
     return rows
 

@@ -7,11 +7,9 @@ worker` subprocesses) and is stopped by the context managers, also on Ctrl-C.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,26 +17,12 @@ from aiokafka import AIOKafkaProducer
 from rocksdict import AccessType, Options, Rdict
 
 from streamlearn.broker import prepare_topics
-from streamlearn.local_kafka import LocalKafka, free_port
+from streamlearn.local_kafka import free_port
 from streamlearn.settings import Topics
 from streamlearn.testing import WorkerProcess
 
 FAUST_OFFSET_KEY = b"__faust\0offset__"  # each table partition's changelog offset, not a key
 Encoded = list[tuple[bool, bytes, bytes]]  # (is_observation, key, value), see Workload.encoded
-
-
-@contextlib.contextmanager
-def broker(external: str | None, scratch: Path) -> Iterator[str]:
-    """The bootstrap address of `external`, or of a local Kafka started here and stopped after."""
-    if external:
-        yield external
-        return
-    kafka = LocalKafka(port=free_port(), data_dir=scratch / "kafka")
-    try:
-        kafka.start()
-        yield kafka.bootstrap
-    finally:
-        kafka.stop()
 
 
 def unique(prefix: str) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from streamlearn.broker import prepare_topics
-from streamlearn.local_kafka import LocalKafka, free_port
+from streamlearn.local_kafka import free_port, kafka_for
 from streamlearn.settings import Topics
 from streamlearn.testing import WorkerProcess, produce, wait_for
 
@@ -33,12 +33,8 @@ def main(keys: int, partitions: int) -> None:
     """Measure one partition move with `keys` keys of linear-regression state."""
     with tempfile.TemporaryDirectory(prefix="streamlearn-move-") as scratch:
         root = Path(scratch)
-        kafka = LocalKafka(port=free_port(), data_dir=root / "kafka")
-        kafka.start()
-        try:
-            _measure(kafka.bootstrap, root, keys, partitions)
-        finally:
-            kafka.stop()
+        with kafka_for(None, root / "kafka") as bootstrap:
+            _measure(bootstrap, root, keys, partitions)
 
 
 def _measure(bootstrap: str, root: Path, keys: int, partitions: int) -> None:

@@ -16,22 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from streamlearn.local_kafka import LocalKafka, free_port
+from streamlearn.local_kafka import kafka_for
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The bootstrap address of a broker that runs for the whole test session."""
     external = os.environ.get("STREAMLEARN_TEST_BROKER")
-    if external:
-        yield external
-        return
-    broker = LocalKafka(port=free_port(), data_dir=tmp_path_factory.mktemp("kafka"))
-    broker.start()
-    try:
-        yield broker.bootstrap
-    finally:
-        broker.stop()
+    with kafka_for(external, tmp_path_factory.mktemp("kafka")) as bootstrap:
+        yield bootstrap
 
 
 @pytest.fixture

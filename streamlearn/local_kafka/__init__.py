@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -278,3 +280,18 @@ class LocalKafka:
                 return True
             time.sleep(0.1)
         return False
+
+
+@contextlib.contextmanager
+def kafka_for(external: str | None, data_dir: Path) -> Iterator[str]:
+    """The bootstrap address of `external`, or of a `LocalKafka` on a free port in `data_dir`
+    that runs for the `with` block and is stopped after it (also when its start fails)."""
+    if external:
+        yield external
+        return
+    kafka = LocalKafka(port=free_port(), data_dir=data_dir)
+    try:
+        kafka.start()
+        yield kafka.bootstrap
+    finally:
+        kafka.stop()
