@@ -49,11 +49,13 @@ app_options = compose(
     option(
         "--data-dir",
         type=click.Path(file_okay=False, path_type=Path),
-        default=Path("streamlearn-data"),
+        default=Settings.data_dir,
         help="Where this worker keeps its RocksDB tables (one per worker).",
     ),
-    option("--partitions", type=click.IntRange(1, 1024), default=8, help="Partitions per topic."),
-    option("--web-port", type=click.IntRange(1, 65535), default=6066, help="HTTP port."),
+    option("--partitions", type=click.IntRange(1, 1024), default=Settings.partitions,
+            help="Partitions per topic."),
+    option("--web-port", type=click.IntRange(1, 65535), default=Settings.web_port,
+            help="HTTP port."),
     topic_options,
     option(
         "--horizon",
@@ -65,9 +67,9 @@ app_options = compose(
             help="Pending entries kept per key, whatever the horizon."),
     option("--max-event-bytes", type=click.IntRange(64), default=DEFAULT_MAX_EVENT_BYTES,
             help="Larger event values go to the dead letters."),
-    option("--standby-replicas", type=click.IntRange(0), default=0,
+    option("--standby-replicas", type=click.IntRange(0), default=Settings.standby_replicas,
             help="Standby copies of each table partition on other workers (see README)."),
-    option("--session-timeout", type=click.FloatRange(6, 300), default=30.0,
+    option("--session-timeout", type=click.FloatRange(6, 300), default=Settings.session_timeout,
             help="Seconds before a silent worker's partitions go to the others."),
 )  # fmt: skip
 
