@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,15 +18,10 @@ from rocksdict import AccessType, Options, Rdict
 from streamlearn.broker import prepare_topics
 from streamlearn.local_kafka import free_port
 from streamlearn.settings import Topics
-from streamlearn.testing import WorkerProcess
+from streamlearn.testing import WorkerProcess, unique
 
 FAUST_OFFSET_KEY = b"__faust\0offset__"  # each table partition's changelog offset, not a key
 Encoded = list[tuple[bool, bytes, bytes]]  # (is_observation, key, value), see Workload.encoded
-
-
-def unique(prefix: str) -> str:
-    """A name no earlier run used, so topics, groups and changelogs never carry old data."""
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def fresh_topics(bootstrap: str, partitions: int) -> Topics:

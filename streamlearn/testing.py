@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,11 @@ from streamlearn.errors import StreamlearnError
 from streamlearn.settings import Topics
 
 READY_LINE = "streamlearn worker ready"
+
+
+def unique(prefix: str) -> str:
+    """A name no earlier run used, so topics, groups and changelogs never carry old data."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 class WorkerProcess:

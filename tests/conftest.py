@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from streamlearn import testing
 from streamlearn.local_kafka import kafka_for
 
 
@@ -30,7 +30,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def unique() -> callable:
     """Make names no other test uses: `unique("obs")` -> `obs-3f2a9c1b`."""
-    return lambda prefix: f"{prefix}-{uuid.uuid4().hex[:8]}"
+    return testing.unique
 
 
 @dataclass
