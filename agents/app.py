@@ -28,7 +28,7 @@ from typing import Any
 
 import faust
 
-from agents.rebalance import Holes, RebalanceLog, rewind_uncommitted
+from agents.rebalance import Holes, RebalanceLog, resume_from_committed
 from streamlearn.core import Learner
 from streamlearn.models import load_factory
 from streamlearn.processor import Processor, Record
@@ -89,7 +89,7 @@ def create_app(settings: Settings) -> faust.App:
                 processor.counters.skipped += hole[1] - hole[0] + 1
                 log.error(
                     "offsets %d-%d of %s were never delivered to this worker, so what they hold"
-                    " goes unlearned (a known rare skip, see the README's known issues)",
+                    " goes unlearned",
                     *hole,
                     message.tp,
                 )
@@ -127,7 +127,8 @@ def create_app(settings: Settings) -> faust.App:
     @app.on_rebalance_complete.connect
     async def on_recovered(app: faust.App, **kwargs: Any) -> None:
         store.clear()
-        holes.reset(await rewind_uncommitted(app.consumer, (topics.observations, topics.labels)))
+        inputs = (topics.observations, topics.labels)
+        holes.reset(await resume_from_committed(app.consumer, inputs))
         rebalances.completed()
 
     @app.timer(interval=settings.log_interval)

@@ -1,5 +1,5 @@
-"""What the worker does around a rebalance: log it in one line, rewind the partitions that
-aiokafka would otherwise leave past records nobody processed, and notice records skipped anyway.
+"""What the worker does around a rebalance: log it in one line, put every source partition back
+at its committed offset before Faust resumes it, and notice records skipped anyway.
 
 Faust itself logs recovery progress (remaining changelog records and an estimate) every 5 s
 while a long recovery runs.
@@ -47,26 +47,37 @@ class RebalanceLog:
         self.started = None
 
 
-async def rewind_uncommitted(consumer: ConsumerT, topics: Collection[str]) -> dict[TP, int | None]:
-    """Seek every assigned partition of `topics` that has no committed offset to its start.
+async def resume_from_committed(
+    consumer: ConsumerT, topics: Collection[str]
+) -> dict[TP, int | None]:
+    """Seek every assigned partition of `topics` to its committed offset, or to its start if it
+    has none, before Faust resumes fetching them.
 
-    After a rebalance Faust drops the records already fetched into the agent's buffer and seeks
-    back to the committed offsets, but aiokafka's `seek_to_committed` skips a partition with no
-    commit (or a commit at 0): its fetcher would carry on after the dropped records, which no
-    worker would ever process. Records this worker did process are read again and recognised
-    by the offsets kept in each key's state.
+    Faust's own seek after a rebalance leaves two ways to skip records nobody processed:
+    - aiokafka's `seek_to_committed` skips a partition with no commit (or a commit at 0): its
+      fetcher carries on after the records Faust fetched and then dropped from its buffers;
+    - Faust resumes the partitions *before* it seeks them. In between, its fetcher delivers from
+      wherever aiokafka's position was, which is past the commit when the last commit failed in
+      the rebalance; that raises Faust's read filter (`Consumer._read_offset`), which then drops
+      the records its seek fetches again.
+    This runs on `on_rebalance_complete`, while the partitions are still paused; Faust's
+    `seek_wait` moves aiokafka's position and resets the read filter together. Records this
+    worker did process come again and are recognised by the offsets kept in each key's state.
 
     Returns where each partition of `topics` resumes: its committed offset, or None where it
-    was rewound to its start.
+    resumes at its start.
     """
     if not consumer.assignment():  # an idle worker (more workers than partitions)
         return {}
     committed = await consumer.seek_to_committed()
     resume = {tp: offset or None for tp, offset in committed.items() if tp.topic in topics}
-    rewound = [tp for tp, offset in resume.items() if offset is None]
-    if rewound:
-        await consumer.seek_wait(dict.fromkeys(rewound, 0))
-        log.info("rewound %d partitions with no committed offset to their start", len(rewound))
+    await consumer.seek_wait({tp: offset or 0 for tp, offset in resume.items()})
+    at_start = sum(offset is None for offset in resume.values())
+    log.info(
+        "resuming %d partitions at their committed offsets, %d with none at their start",
+        len(resume) - at_start,
+        at_start,
+    )
     return resume
 
 
@@ -75,8 +86,7 @@ class Holes:
 
     Assumes input topics without transactional producers (streamlearn's own use none): their
     offsets then have no gaps, and a jump past the next expected offset means records this
-    worker never saw (a rare skip in Faust's fetch path after a rebalance, see README "Known
-    issues"). Records at or before it are normal redeliveries.
+    worker never saw. Records at or before it are normal redeliveries.
 
         >>> holes = Holes()
         >>> holes.reset({"p": 5})

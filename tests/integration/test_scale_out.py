@@ -186,8 +186,9 @@ async def test_workers_launched_together_share_a_backlog(
 ):
     """As `docker compose up --scale worker=2` does, with and without a standby replica.
 
-    Before the rewind after rebalances, a second worker launched beside the first could sit
-    "ready" and consume nothing, most often with a standby replica.
+    Before input partitions were sought to their commits after rebalances, a second worker
+    launched beside the first could sit "ready" and consume nothing, most often with a standby
+    replica.
     """
     pairs, keys = 12_000, 600
     rows = [{"key": f"key-{i % keys}", "a": float(i % 3), "y": float(i % 5)} for i in range(pairs)]

@@ -14,8 +14,8 @@ def test_consecutive_offsets_and_redeliveries_are_no_hole():
 def test_an_offset_past_the_committed_one_reports_the_records_skipped():
     holes = Holes()
     holes.reset({"p": 62, "q": None})
-    assert holes.seen("p", 63) == (62, 62)  # the case traced in the README's known issues
-    assert holes.seen("q", 500) is None  # rewound to its start: the first offset is not known
+    assert holes.seen("p", 63) == (62, 62)  # the skip traced in issue 6
+    assert holes.seen("q", 500) is None  # resumed at its start: the first offset is not known
     assert holes.seen("q", 503) == (501, 502)
 
 

@@ -1,15 +1,16 @@
-"""After a rebalance, a partition with no committed offset is read again from its start.
+"""After a rebalance, every input partition resumes at its committed offset, or at its start.
 
-aiokafka's `seek_to_committed` leaves such a partition where its fetcher was. Faust has by then
-dropped the records it fetched but had not processed, so without the rewind no worker ever
-processed them: the cause of issue 6's lost labels.
+aiokafka's `seek_to_committed` leaves a partition with no commit where its fetcher was, and
+Faust resumes partitions before its own seek, so a fetcher still past a failed commit delivers
+first. Faust has by then dropped the records it fetched but had not processed, so without this
+seek no worker ever processed them: the causes of issue 6's lost labels.
 """
 
 from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from agents.rebalance import rewind_uncommitted
+from agents.rebalance import resume_from_committed
 from streamlearn.broker import ensure_topics
 from streamlearn.partitioner import partition_for
 from streamlearn.testing import produce
@@ -17,7 +18,7 @@ from tests.integration.test_kafka_roundtrip import _consume
 
 
 class FaustConsumerCalls:
-    """The calls `rewind_uncommitted` makes on Faust's consumer, which hands them to aiokafka
+    """The calls `resume_from_committed` makes on Faust's consumer, which hands them to aiokafka
     exactly so (faust.transport.drivers.aiokafka.AIOKafkaConsumerThread)."""
 
     def __init__(self, consumer: AIOKafkaConsumer) -> None:
@@ -35,8 +36,8 @@ class FaustConsumerCalls:
             await self.consumer.position(tp)
 
 
-async def test_only_partitions_without_a_commit_are_rewound_to_their_start(kafka_bootstrap, unique):
-    topic = unique("rewind")
+async def test_partitions_resume_at_their_commit_or_their_start(kafka_bootstrap, unique):
+    topic = unique("resume")
     await ensure_topics(kafka_bootstrap, {topic: 2})
     uncommitted, committed = TopicPartition(topic, 0), TopicPartition(topic, 1)
     keys = {partition_for(f"k{i}".encode(), 2): f"k{i}" for i in range(20)}  # one per partition
@@ -54,11 +55,11 @@ async def test_only_partitions_without_a_commit_are_rewound_to_their_start(kafka
 
         await consumer.seek_to_committed()  # what Faust does after every rebalance
         assert await consumer.position(uncommitted) == 10  # the upstream gap: records 0-9 skipped
-        assert await consumer.position(committed) == 4
+        consumer.seek(committed, 10)  # where the fetcher is when its commit failed in a rebalance
 
-        resume = await rewind_uncommitted(FaustConsumerCalls(consumer), [topic, "other"])
+        resume = await resume_from_committed(FaustConsumerCalls(consumer), [topic, "other"])
 
-        assert resume == {uncommitted: None, committed: 4}  # None: rewound to its start
+        assert resume == {uncommitted: None, committed: 4}  # None: resumed at its start
         assert await consumer.position(uncommitted) == 0
         assert await consumer.position(committed) == 4
         again = await _consume(consumer, 16)  # 10 from the start of 0, 6 after the commit on 1
@@ -70,11 +71,11 @@ async def test_only_partitions_without_a_commit_are_rewound_to_their_start(kafka
         await consumer.stop()
 
 
-async def test_a_worker_without_partitions_has_nothing_to_rewind(kafka_bootstrap, unique):
+async def test_a_worker_without_partitions_has_nothing_to_seek(kafka_bootstrap, unique):
     """More workers than partitions leaves one idle; aiokafka's seek_to_committed asserts then."""
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=unique("group"))
     await consumer.start()
     try:
-        assert await rewind_uncommitted(FaustConsumerCalls(consumer), ["any"]) == {}
+        assert await resume_from_committed(FaustConsumerCalls(consumer), ["any"]) == {}
     finally:
         await consumer.stop()
