@@ -141,7 +141,7 @@ async def test_join_leave_and_crash_while_events_flow(kafka_bootstrap, topics, w
     check_one_prediction_per_observation(values)
     final = w1.counters()
     assert reconciles(final) and final["consumed"] > 0
-    assert final["skipped"] == 0  # no hole in any partition's offsets (README, known issues)
+    assert final["skipped"] == 0  # no hole in any partition's offsets (README, Scaling out)
     assert "rebalance: now" in w1.log() and "tables recovered" in w1.log()
 
 
