@@ -126,6 +126,10 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.on_rebalance_complete.connect
     async def on_recovered(app: faust.App, **kwargs: Any) -> None:
+        # Next Faust resumes the source partitions, seeks them, and only then resumes the flow,
+        # which empties every agent's queue: records delivered in between would be dropped
+        # unprocessed and unacked, past Faust's read filter. Held here, they wait for the resume.
+        app.flow_control.suspend()
         store.clear()
         inputs = (topics.observations, topics.labels)
         holes.reset(await resume_from_committed(app.consumer, inputs))
