@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,13 @@ from streamlearn.settings import Topics
 from streamlearn.testing import TopicReader, WorkerProcess, group_lag, produce, until
 
 REPO = Path(__file__).parents[2]
+FAULTS = REPO / "tests" / "faults"
 PARTITIONS = 4  # fewer than the default 8: quicker rebalances and recoveries in tests
+
+
+def with_faults(**variables: str) -> dict[str, str]:
+    """Worker environment that loads `tests/faults`, with the variables that choose a fault."""
+    return {"PYTHONPATH": os.pathsep.join([str(FAULTS), str(REPO)]), **variables}
 
 
 class Workers:
@@ -32,11 +39,12 @@ class Workers:
         name: str = "w1",
         model: str = "linear-regression",
         extra_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> WorkerProcess:
         worker = WorkerProcess(
             self.bootstrap, self.root / name, free_port(), self.topics, self.app_id,
             model=model, partitions=self.partitions, extra_args=extra_args,
-            env={"PYTHONPATH": str(REPO)},
+            env={"PYTHONPATH": str(REPO), **(env or {})},
         )  # fmt: skip
         self.started.append(worker)
         return worker

@@ -18,6 +18,7 @@ from streamlearn.models import load_factory
 from streamlearn.settings import Topics
 from streamlearn.source import Columns, to_events
 from streamlearn.testing import TopicReader, produce, until
+from tests.integration.conftest import with_faults
 
 PARTITIONS = 8  # the default; the `topics` and `workers` fixtures follow it
 KEYS, PER_KEY = 120, 12
@@ -118,15 +119,19 @@ async def test_two_workers_share_partitions_and_end_like_one(kafka_bootstrap, to
     assert applied == len(events) + KEYS
 
 
-async def test_join_leave_and_crash_while_events_flow(kafka_bootstrap, topics, workers):
-    w1 = workers.start("w1", extra_args=FAST_FAILOVER)
-    w2 = workers.start("w2", extra_args=FAST_FAILOVER)
+@pytest.mark.parametrize("race", [None, "1"], ids=["as-is", "seek-races-a-delivery"])
+async def test_join_leave_and_crash_while_events_flow(kafka_bootstrap, topics, workers, race):
+    """`seek-races-a-delivery` forces a race after each rebalance that is otherwise milliseconds
+    wide (tests/faults): before the worker held deliveries for it, it lost a label every run."""
+    env = with_faults(STREAMLEARN_TEST_RACE=race) if race else None
+    w1 = workers.start("w1", extra_args=FAST_FAILOVER, env=env)
+    w2 = workers.start("w2", extra_args=FAST_FAILOVER, env=env)
     events = stream()
     quarter = len(events) // 4
     async with TopicReader(kafka_bootstrap, topics.predictions) as reader:
         await asyncio.to_thread(send, kafka_bootstrap, topics, events[:quarter])
         w3 = await asyncio.to_thread(
-            workers.start, "w3", extra_args=FAST_FAILOVER
+            workers.start, "w3", extra_args=FAST_FAILOVER, env=env
         )  # joins mid-stream
         await asyncio.to_thread(send, kafka_bootstrap, topics, events[quarter : 2 * quarter])
         await until(lambda: w3.counters()["consumed"] > 0, 60)
@@ -143,6 +148,7 @@ async def test_join_leave_and_crash_while_events_flow(kafka_bootstrap, topics, w
     assert reconciles(final) and final["consumed"] > 0
     assert final["skipped"] == 0  # no hole in any partition's offsets (README, Scaling out)
     assert "rebalance: now" in w1.log() and "tables recovered" in w1.log()
+    assert ("fault injected" in w1.log()) == bool(race)
 
 
 async def test_state_follows_its_key_to_the_new_owner(kafka_bootstrap, topics, workers):
