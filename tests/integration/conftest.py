@@ -55,7 +55,6 @@ class Workers:
     async def drained(self, timeout: float = 120.0) -> None:
         """Wait until the app has processed and committed everything on its input topics."""
         inputs = [self.topics.observations, self.topics.labels]
-        lag = None
         deadline = asyncio.get_running_loop().time() + timeout
         while (lag := await group_lag(self.bootstrap, self.app_id, inputs)) != 0:
             if asyncio.get_running_loop().time() > deadline:

@@ -122,7 +122,8 @@ async def test_two_workers_share_partitions_and_end_like_one(kafka_bootstrap, to
 @pytest.mark.parametrize("race", [None, "1"], ids=["as-is", "seek-races-a-delivery"])
 async def test_join_leave_and_crash_while_events_flow(kafka_bootstrap, topics, workers, race):
     """`seek-races-a-delivery` forces a race after each rebalance that is otherwise milliseconds
-    wide (tests/faults): before the worker held deliveries for it, it lost a label every run."""
+    wide (tests/faults): before the worker held deliveries for it, it lost a label in 3 of 3
+    runs."""
     env = with_faults(STREAMLEARN_TEST_RACE=race) if race else None
     w1 = workers.start("w1", extra_args=FAST_FAILOVER, env=env)
     w2 = workers.start("w2", extra_args=FAST_FAILOVER, env=env)
