@@ -21,7 +21,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +31,18 @@ from streamlearn.errors import KafkaError
 KAFKA_VERSION = "3.9.1"  # keep in step with pom.xml
 HERE = Path(__file__).parent
 DEFAULT_PORT = 9092
+
+
+def new_cluster_id(draw: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """A random KRaft cluster id, drawn the way Kafka's `Uuid.randomUuid` draws one.
+
+    Like Kafka, it draws again when the base64 text starts with "-": the storage tool's
+    argument parser would take that id for an option and refuse to format (1 draw in 64).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(draw()).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def default_data_dir() -> Path:
@@ -229,10 +241,9 @@ class LocalKafka:
         return config
 
     def _format_storage(self, java: str, classpath: str, config: Path) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         done = subprocess.run(
             [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-             "-t", cluster_id, "-c", str(config), "--ignore-formatted"],
+             "-t", new_cluster_id(), "-c", str(config), "--ignore-formatted"],
             capture_output=True, text=True,
         )  # fmt: skip
         if done.returncode != 0:
