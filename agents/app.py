@@ -29,6 +29,7 @@ from typing import Any
 import faust
 
 from agents.rebalance import Holes, RebalanceLog, resume_from_committed
+from agents.transport import Transport
 from streamlearn.core import Learner
 from streamlearn.models import load_factory
 from streamlearn.processor import Processor, Record
@@ -66,6 +67,7 @@ def create_app(settings: Settings) -> faust.App:
         producer_linger=0.005,
         consumer_max_fetch_size=4 * 1024 * 1024,
     )
+    app.transport = Transport(app.conf.broker_consumer, app)  # see agents/transport.py
     app.processor = processor  # type: ignore[attr-defined]
 
     sources = app.topic(topics.observations, topics.labels, **RAW_TOPIC)

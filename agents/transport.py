@@ -1,0 +1,52 @@
+"""Faust's Kafka transport, changed so aiokafka never hands over records of paused partitions.
+
+Faust asks aiokafka's fetcher for records of its live set of active partitions, and aiokafka
+reads an empty set as "every partition". A rebalance pauses every partition while a fetch may
+still be waiting, and that fetch then returns whatever arrives next, for any partition, and moves
+aiokafka's position past it. Right after a seek, and before the partition resumes, what arrives
+next is what the seek asked for: Faust drops it unprocessed, and nothing seeks back. A changelog
+recovery then waits forever for those records, and a source partition with no commit skips
+them (README, "Scaling out").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Set
+from typing import Any
+
+from faust.transport.drivers import aiokafka
+from faust.types import TP
+
+
+class ActivePartitions(Set):
+    """A live view of Faust's active partitions that aiokafka never reads as "all of them"."""
+
+    def __init__(self, live: Set) -> None:
+        self.live = live
+
+    def __contains__(self, tp: object) -> bool:
+        return tp in self.live
+
+    def __iter__(self) -> Iterator[TP]:
+        return iter(self.live)
+
+    def __len__(self) -> int:
+        return len(self.live)
+
+    def __bool__(self) -> bool:
+        return True  # aiokafka tests `if partitions` before it filters by them
+
+
+class Consumer(aiokafka.Consumer):
+    """Faust's aiokafka consumer, fetching only from partitions active when the records come."""
+
+    async def _getmany(self, active_partitions: Any, timeout: float) -> Any:
+        if active_partitions is not None:  # None: a client-only app, which reads everything
+            active_partitions = ActivePartitions(active_partitions)
+        return await super()._getmany(active_partitions, timeout)
+
+
+class Transport(aiokafka.Transport):
+    """Faust's aiokafka transport with the consumer above."""
+
+    Consumer = Consumer
