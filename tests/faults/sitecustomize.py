@@ -1,10 +1,17 @@
 """Fault injection for worker subprocesses, loaded when this folder leads their PYTHONPATH.
 
-`STREAMLEARN_TEST_RACE=<seconds>` forces a race that is otherwise a few milliseconds wide. After
-a rebalance Faust resumes the source partitions, seeks them, then resumes the flow, which
-empties the agents' queues. Here its seek ends the moment a record waits in an agent's queue
-(or after that many seconds), and Faust goes on to resume the flow without letting the agent
-run first: a slow broker reply can end the seek at that moment, and the agent can be busy.
+Each fault forces a race that is otherwise a few milliseconds wide.
+
+`STREAMLEARN_TEST_RACE=<seconds>`: after a rebalance Faust resumes the source partitions, seeks
+them, then resumes the flow, which empties the agents' queues. Here its seek ends the moment a
+record waits in an agent's queue (or after that many seconds), and Faust goes on to resume the
+flow without letting the agent run first: a slow broker reply can end the seek at that moment,
+and the agent can be busy.
+
+`STREAMLEARN_TEST_FETCH_WHILE_PAUSED=1`: a fetch is always waiting, as one that started just
+before a rebalance paused every partition does, and every seek returns only once aiokafka has
+fetched from where it sought (or after 2 s), as a busy event loop lets it. Whatever that fetch
+hands over for a partition not yet resumed, Faust drops.
 """
 
 import os
@@ -38,3 +45,53 @@ if limit:
 
     Consumer.perform_seek = seek_until_a_record_waits
     Recovery._wait = wait_without_yielding_after_the_seek
+
+if os.environ.get("STREAMLEARN_TEST_FETCH_WHILE_PAUSED"):
+    import asyncio
+    import logging
+    import time
+    from itertools import starmap
+
+    from aiokafka.errors import ConsumerStoppedError
+    from faust.transport.consumer import Consumer
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    seek_wait = AIOKafkaConsumerThread.seek_wait
+
+    async def always_wait_for_records(self, timeout):
+        if not getattr(self, "fault_logged", False):
+            self.fault_logged = True
+            logging.getLogger("streamlearn").warning(
+                "fault injected: a fetch always waits, whatever the flow and the pauses"
+            )
+        active = self._get_active_partitions()
+        return await self._getmany(active_partitions=active, timeout=timeout), active
+
+    async def fetch_records_even_when_the_flow_stopped(
+        self, consumer, active_partitions, timeout=None, max_records=None
+    ):
+        fetcher = consumer._fetcher
+        if consumer._closed or fetcher._closed:
+            raise ConsumerStoppedError()
+        with fetcher._subscriptions.fetch_context():
+            return await fetcher.fetched_records(
+                active_partitions, timeout=timeout, max_records=max_records
+            )
+
+    async def seek_then_let_a_fetch_arrive(self, partitions):
+        await seek_wait(self, partitions)
+        fetcher = self._ensure_consumer()._fetcher
+        assignment = fetcher._subscriptions.subscription.assignment
+
+        def fetched(tp, offset):
+            state = assignment.state_value(tp)
+            moved = state is not None and state.has_valid_position and state.position != offset
+            return tp in fetcher._records or moved
+
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and not any(starmap(fetched, partitions.items())):
+            await asyncio.sleep(0.001)
+
+    Consumer._wait_next_records = always_wait_for_records
+    AIOKafkaConsumerThread._fetch_records = fetch_records_even_when_the_flow_stopped
+    AIOKafkaConsumerThread.seek_wait = seek_then_let_a_fetch_arrive
