@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 
 from aiokafka import AIOKafkaClient
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -30,6 +30,17 @@ def _quiet(logger_name: str) -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+@contextlib.asynccontextmanager
+async def admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    """An admin client for the broker at `bootstrap`, closed on the way out."""
+    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 async def probe(bootstrap: str, timeout: float = 5.0) -> bool:
@@ -96,14 +107,10 @@ async def ensure_topics(bootstrap: str, topics: Mapping[str, int]) -> None:
     missing = [NewTopic(n, p, 1) for n, p in topics.items() if n not in existing]
     if not missing:
         return
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with admin(bootstrap) as client:
         for topic in missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
-                await admin.create_topics([topic])
-    finally:
-        await admin.close()
+                await client.create_topics([topic])
 
 
 async def prepare_topics(bootstrap: str, topics: Topics, partitions: int) -> None:

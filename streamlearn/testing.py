@@ -18,10 +18,9 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
-from streamlearn.broker import partition_counts
+from streamlearn.broker import admin, partition_counts
 from streamlearn.errors import StreamlearnError
 from streamlearn.settings import Topics
 
@@ -205,12 +204,8 @@ async def group_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
     """Records of `topics` not yet committed by consumer group `group` (all of them if none)."""
     counts = await partition_counts(bootstrap, list(topics))
     partitions = [TopicPartition(t, p) for t, n in counts.items() for p in range(n)]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
+    async with admin(bootstrap) as client:
+        committed = await client.list_consumer_group_offsets(group)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
