@@ -47,11 +47,9 @@ class RebalanceLog:
         self.started = None
 
 
-async def resume_from_committed(
-    consumer: ConsumerT, topics: Collection[str]
-) -> dict[TP, int | None]:
-    """Seek every assigned partition of `topics` to its committed offset, or to its start if it
-    has none, before Faust resumes fetching them.
+async def resume_from_committed(consumer: ConsumerT, topics: Collection[str]) -> dict[TP, int]:
+    """Seek every assigned partition of `topics` to its committed offset, or to its log start if
+    it has none, before Faust resumes fetching them.
 
     Faust's own seek after a rebalance leaves two ways to skip records nobody processed:
     - aiokafka's `seek_to_committed` skips a partition with no commit (or a commit at 0): its
@@ -64,19 +62,20 @@ async def resume_from_committed(
     `seek_wait` moves aiokafka's position and resets the read filter together. Records this
     worker did process come again and are recognised by the offsets kept in each key's state.
 
-    Returns where each partition of `topics` resumes: its committed offset, or None where it
-    resumes at its start.
+    Returns the offset where each partition of `topics` resumes.
     """
     if not consumer.assignment():  # an idle worker (more workers than partitions)
         return {}
     committed = await consumer.seek_to_committed()
-    resume = {tp: offset or None for tp, offset in committed.items() if tp.topic in topics}
-    await consumer.seek_wait({tp: offset or 0 for tp, offset in resume.items()})
-    at_start = sum(offset is None for offset in resume.values())
+    inputs = {tp: offset for tp, offset in committed.items() if tp.topic in topics}
+    uncommitted = [tp for tp, offset in inputs.items() if not offset]
+    starts = await consumer.earliest_offsets(*uncommitted) if uncommitted else {}
+    resume = {tp: offset or starts.get(tp) or 0 for tp, offset in inputs.items()}
+    await consumer.seek_wait(resume)
     log.info(
-        "resuming %d partitions at their committed offsets, %d with none at their start",
-        len(resume) - at_start,
-        at_start,
+        "resuming %d partitions at their committed offsets, %d with none at their log start",
+        len(resume) - len(uncommitted),
+        len(uncommitted),
     )
     return resume
 
@@ -98,8 +97,8 @@ class Holes:
         self.expected: dict = {}
 
     def reset(self, resume: Mapping) -> None:
-        """Start over from where each partition resumes (None: its start, not known here)."""
-        self.expected = {tp: offset for tp, offset in resume.items() if offset is not None}
+        """Start over from the offset where each partition resumes."""
+        self.expected = dict(resume)
 
     def seen(self, tp: object, offset: int) -> tuple[int, int] | None:
         """Record a delivered offset; the first and last offsets skipped before it, if any."""

@@ -1,4 +1,4 @@
-"""After a rebalance, every input partition resumes at its committed offset, or at its start.
+"""After a rebalance, every input partition resumes at its committed offset, or its log start.
 
 aiokafka's `seek_to_committed` leaves a partition with no commit where its fetcher was, and
 Faust resumes partitions before its own seek, so a fetcher still past a failed commit delivers
@@ -9,9 +9,10 @@ seek no worker ever processed them: the causes of issue 6's lost labels.
 from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import RecordsToDelete
 
 from agents.rebalance import resume_from_committed
-from streamlearn.broker import ensure_topics
+from streamlearn.broker import admin, ensure_topics
 from streamlearn.partitioner import partition_for
 from streamlearn.testing import produce
 from tests.integration.test_kafka_roundtrip import _consume
@@ -29,6 +30,9 @@ class FaustConsumerCalls:
 
     async def seek_to_committed(self) -> dict:
         return await self.consumer.seek_to_committed()
+
+    async def earliest_offsets(self, *partitions: TopicPartition) -> dict:
+        return await self.consumer.beginning_offsets(partitions)
 
     async def seek_wait(self, offsets: dict) -> None:
         for tp, offset in offsets.items():
@@ -57,14 +61,17 @@ async def test_partitions_resume_at_their_commit_or_their_start(kafka_bootstrap,
         assert await consumer.position(uncommitted) == 10  # the upstream gap: records 0-9 skipped
         consumer.seek(committed, 10)  # where the fetcher is when its commit failed in a rebalance
 
+        async with admin(kafka_bootstrap) as client:  # retention has removed 0's first records
+            await client.delete_records({uncommitted: RecordsToDelete(before_offset=2)})
+
         resume = await resume_from_committed(FaustConsumerCalls(consumer), [topic, "other"])
 
-        assert resume == {uncommitted: None, committed: 4}  # None: resumed at its start
-        assert await consumer.position(uncommitted) == 0
+        assert resume == {uncommitted: 2, committed: 4}  # the log start, the commit
+        assert await consumer.position(uncommitted) == 2
         assert await consumer.position(committed) == 4
-        again = await _consume(consumer, 16)  # 10 from the start of 0, 6 after the commit on 1
+        again = await _consume(consumer, 14)  # 8 from the log start of 0, 6 after 1's commit
         assert sorted((r.partition, r.offset) for r in again) == [
-            *((0, o) for o in range(10)),
+            *((0, o) for o in range(2, 10)),
             *((1, o) for o in range(4, 10)),
         ]
     finally:

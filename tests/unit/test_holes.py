@@ -11,11 +11,17 @@ def test_consecutive_offsets_and_redeliveries_are_no_hole():
     assert [holes.seen("p", offset) for offset in (62, 63, 64, 63, 64, 65)] == [None] * 6
 
 
-def test_an_offset_past_the_committed_one_reports_the_records_skipped():
+def test_an_offset_past_the_resume_offset_reports_the_records_skipped():
     holes = Holes()
-    holes.reset({"p": 62, "q": None})
+    holes.reset({"p": 62, "q": 0})
     assert holes.seen("p", 63) == (62, 62)  # the skip traced in issue 6
-    assert holes.seen("q", 500) is None  # resumed at its start: the first offset is not known
+    assert holes.seen("q", 156) == (0, 155)  # resumed at its log start: the fourth gap's skip
+
+
+def test_a_partition_unknown_at_the_reset_starts_at_its_first_delivery():
+    holes = Holes()
+    holes.reset({})
+    assert holes.seen("q", 500) is None
     assert holes.seen("q", 503) == (501, 502)
 
 
