@@ -12,8 +12,8 @@ them (README, "Scaling out").
 from __future__ import annotations
 
 from collections.abc import Iterator, Set
-from typing import Any
 
+from faust.transport.consumer import RecordMap
 from faust.transport.drivers import aiokafka
 from faust.types import TP
 
@@ -40,7 +40,7 @@ class ActivePartitions(Set):
 class Consumer(aiokafka.Consumer):
     """Faust's aiokafka consumer, fetching only from partitions active when the records come."""
 
-    async def _getmany(self, active_partitions: Any, timeout: float) -> Any:
+    async def _getmany(self, active_partitions: Set[TP] | None, timeout: float) -> RecordMap:
         if active_partitions is not None:  # None: a client-only app, which reads everything
             active_partitions = ActivePartitions(active_partitions)
         return await super()._getmany(active_partitions, timeout)
