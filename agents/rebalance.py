@@ -102,8 +102,8 @@ class Holes:
 
     def seen(self, tp: object, offset: int) -> tuple[int, int] | None:
         """Record a delivered offset; the first and last offsets skipped before it, if any."""
-        expected = self.expected.get(tp)
-        self.expected[tp] = offset + 1 if expected is None else max(expected, offset + 1)
-        if expected is not None and offset > expected:
+        expected = self.expected.get(tp, offset)  # a partition unknown at the reset: from here
+        self.expected[tp] = max(expected, offset + 1)
+        if offset > expected:
             return expected, offset - 1
         return None
