@@ -22,6 +22,7 @@ from aiokafka.structs import ConsumerRecord
 
 from streamlearn.broker import admin, partition_counts
 from streamlearn.errors import StreamlearnError
+from streamlearn.partitioner import partition_for
 from streamlearn.settings import Topics
 
 READY_LINE = "streamlearn worker ready"
@@ -129,6 +130,17 @@ async def produce(bootstrap: str, records: Iterable[tuple[str, Any, Any]]) -> in
     finally:
         await producer.stop()
     return count
+
+
+async def produce_on_each_partition(
+    bootstrap: str, topic: str, partitions: int, count: int
+) -> None:
+    """`count` records `{"n": 0..count-1}` on each of `topic`'s partitions, keyed to land there."""
+    names = (f"k{i}" for i in range(20 * partitions))
+    keys = {partition_for(name.encode(), partitions): name for name in names}
+    await produce(
+        bootstrap, [(topic, keys[p], {"n": i}) for p in range(partitions) for i in range(count)]
+    )
 
 
 def _bytes(value: Any) -> bytes | None:

@@ -13,8 +13,7 @@ from aiokafka.admin import RecordsToDelete
 
 from agents.rebalance import resume_from_committed
 from streamlearn.broker import admin, ensure_topics
-from streamlearn.partitioner import partition_for
-from streamlearn.testing import produce
+from streamlearn.testing import produce_on_each_partition
 from tests.integration.test_kafka_roundtrip import _consume
 
 
@@ -44,8 +43,7 @@ async def test_partitions_resume_at_their_commit_or_their_start(kafka_bootstrap,
     topic = unique("resume")
     await ensure_topics(kafka_bootstrap, {topic: 2})
     uncommitted, committed = TopicPartition(topic, 0), TopicPartition(topic, 1)
-    keys = {partition_for(f"k{i}".encode(), 2): f"k{i}" for i in range(20)}  # one per partition
-    await produce(kafka_bootstrap, [(topic, keys[p], {"n": i}) for p in (0, 1) for i in range(10)])
+    await produce_on_each_partition(kafka_bootstrap, topic, 2, 10)
 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=kafka_bootstrap, group_id=unique("group"),

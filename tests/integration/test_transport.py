@@ -13,8 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agents.transport import ActivePartitions
 from streamlearn.broker import ensure_topics
-from streamlearn.partitioner import partition_for
-from streamlearn.testing import produce, until
+from streamlearn.testing import produce_on_each_partition, until
 
 
 async def test_a_fetch_waiting_on_paused_partitions_takes_none_of_their_records(
@@ -23,8 +22,7 @@ async def test_a_fetch_waiting_on_paused_partitions_takes_none_of_their_records(
     topic = unique("paused")
     await ensure_topics(kafka_bootstrap, {topic: 2})
     first, second = TopicPartition(topic, 0), TopicPartition(topic, 1)
-    keys = {partition_for(f"k{i}".encode(), 2): f"k{i}" for i in range(20)}  # one per partition
-    await produce(kafka_bootstrap, [(topic, keys[p], {"n": i}) for p in (0, 1) for i in range(5)])
+    await produce_on_each_partition(kafka_bootstrap, topic, 2, 5)
 
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
     await consumer.start()
