@@ -107,7 +107,9 @@ column_options = compose(
     click.argument("file", type=click.Path(path_type=Path, dir_okay=False)),
     option("--key", required=True, help="Column with the entity key (also the model key)."),
     option("--target", required=True, help="Column with the target y."),
-    option("--id", "id_column", default=None, help="Column with the event id [default: row]."),
+    option("--id", "id_column", default=None,
+           help="Column(s) with the event id, comma-separated; they leave x unless they are the"
+                " key or time [default: the time column, else the row number]."),
     option("--time", "time_column", default=None,
            help="Column with the event time (epoch seconds or ISO-8601)."),
     option("--label-delay", default="0",

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import csv
 import gzip
+import heapq
 import io
 import math
 import re
-from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from streamlearn.errors import ConfigError
-from streamlearn.events import Rejected, parse_ts
+from streamlearn.events import EventId, Rejected, parse_ts
 
 _INT = re.compile(r"[+-]?\d+\Z")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\Z")
@@ -39,15 +39,48 @@ _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None
 
 @dataclass(frozen=True)
 class Columns:
-    """Which columns are the entity key, the target, the event id and the event time."""
+    """Which columns are the entity key, the target, the event id and the event time.
+
+    The event id is the value of the `id` columns (joined with "/" when there are several), so
+    it can be unique per key without editing the file, e.g. `id=("date",)`. Without id columns
+    it is the time when there is a time column, else the row number. `x` is every column but
+    the target and the id columns; the key and the time column always stay, since pipelines
+    group by the key and read the time.
+
+        >>> row = {"item": "A_1", "store": "CA_1", "date": "2016-01-02", "sales": 3}
+        >>> columns = Columns("item", "sales", id=("store", "date"), time="date")
+        >>> columns.event_id(row, 7), [name for name in row if columns.in_x(name)]
+        ('CA_1/2016-01-02', ['item', 'date'])
+        >>> Columns("item", "sales", time="date").event_id(row, 7)
+        '2016-01-02'
+    """
 
     key: str
     target: str
-    id: str | None = None  # default: the row number
+    id: tuple[str, ...] = ()
     time: str | None = None  # default: no `ts`, so Kafka's record time is the event time
 
     def required(self) -> list[str]:
-        return [c for c in (self.key, self.target, self.id, self.time) if c is not None]
+        return [c for c in (self.key, self.target, *self.id, self.time) if c is not None]
+
+    def event_id(self, row: dict, number: int) -> EventId | None:
+        """The row's event id; None when an id column is empty."""
+        names = self.id or ((self.time,) if self.time is not None else ())
+        if not names:
+            return number
+        values = [row.get(name) for name in names]
+        if any(value is None for value in values):
+            return None
+        single = values[0]
+        if len(values) == 1 and isinstance(single, str | int) and not isinstance(single, bool):
+            return single
+        return "/".join(str(value) for value in values)
+
+    def in_x(self, name: str) -> bool:
+        """Whether column `name` is a feature."""
+        if name in (self.key, self.time):
+            return True
+        return name != self.target and name not in self.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +99,7 @@ class RowReader:
     path: Path
     malformed: list[str] = field(default_factory=list)
     columns: list[str] | None = None
+    rows: int = 0  # data rows read so far, malformed ones too
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -105,6 +139,7 @@ class RowReader:
     def _csv_rows(self, stream: io.TextIOBase) -> Iterator[dict]:
         reader = csv.DictReader(stream, restkey="\0extra")
         for row in reader:
+            self.rows += 1
             if "\0extra" in row or None in row.values():
                 self.malformed.append(f"line {reader.line_num}: wrong number of fields")
                 continue
@@ -114,11 +149,21 @@ class RowReader:
         for number, line in enumerate(stream, start=1):
             if not line.strip():
                 continue
+            self.rows += 1
             row = _loads_object(line)
             if row is None:
                 self.malformed.append(f"line {number}: not a JSON object")
                 continue
             yield row
+
+    def summary(self) -> str | None:
+        """One line on the malformed rows (those of the file and those `to_events` skipped)."""
+        if not self.malformed:
+            return None
+        line = f"skipped {len(self.malformed)} of {self.rows} rows as malformed"
+        if 2 * len(self.malformed) > self.rows:
+            line += ", most of the file: are --key, --target, --id and --time right?"
+        return f"{line} (first: {self.malformed[0]})"
 
 
 def _loads_object(line: str) -> dict | None:
@@ -173,16 +218,23 @@ def to_events(
 ) -> Iterator[Event]:
     """Observations in row order, each label after `delay` (events, or seconds with a time column).
 
-    Rows whose key, target or time cannot be used are added to `malformed` and skipped.
+    With a time column, each key's labels are released by that key's own time, in order of due
+    time: a file sorted by key then time gives every key the same sequence as one sorted by
+    time, and one row with a wrong time holds back no label but its own. A count delay counts
+    every row of the file. Rows whose key, target, id or time cannot be used are added to
+    `malformed` and skipped.
     """
-    held: deque[tuple[float, Event]] = deque()
-    skip = {columns.target, columns.id}
+    held = _Held(per_key=columns.time is not None)
     for number, row in enumerate(rows):
         key, y = row.get(columns.key), row.get(columns.target)
         if key is None or y is None:
             _note(malformed, f"row {number + 1}: empty {columns.key!r} or {columns.target!r}")
             continue
-        event_id = row.get(columns.id, number) if columns.id else number
+        key = str(key)
+        event_id = columns.event_id(row, number)
+        if event_id is None:
+            _note(malformed, f"row {number + 1}: empty id column {', '.join(columns.id)}")
+            continue
         observation: dict[str, Any] = {"id": event_id}
         label: dict[str, Any] = {"id": event_id, "y": y}
         if columns.time is not None:
@@ -197,15 +249,41 @@ def to_events(
             due, now = ts + delay, ts
         else:
             due, now = number + delay, number
-        observation["x"] = {name: value for name, value in row.items() if name not in skip}
-        while held and held[0][0] < now:  # truths that came strictly before this row
-            yield held.popleft()[1]
-        yield Event("observation", str(key), observation)
-        held.append((due, Event("label", str(key), label)))
-        while held and held[0][0] <= now:
-            yield held.popleft()[1]
-    for _, event in held:
-        yield event
+        observation["x"] = {name: value for name, value in row.items() if columns.in_x(name)}
+        yield from held.release(key, now, strictly_before=True)  # truths known before this row
+        yield Event("observation", key, observation)
+        held.hold(key, due, Event("label", key, label))
+        yield from held.release(key, now, strictly_before=False)
+    yield from held.rest()
+
+
+class _Held:
+    """Labels waiting for their due time: one queue per key, or one for the file.
+
+    Each queue is a heap on due time, so a label due early is never stuck behind one due late
+    (a row with a typo'd year) that came before it in the file.
+    """
+
+    def __init__(self, per_key: bool) -> None:
+        self.per_key = per_key
+        self.queues: dict[str | None, list[tuple[float, int, Event]]] = {}
+        self.count = 0  # a tie-break that keeps equal due times in file order
+
+    def hold(self, key: str, due: float, event: Event) -> None:
+        queue = self.queues.setdefault(key if self.per_key else None, [])
+        heapq.heappush(queue, (due, self.count, event))
+        self.count += 1
+
+    def release(self, key: str, now: float, strictly_before: bool) -> Iterator[Event]:
+        """The labels of `key`'s queue due before `now` (or at it, unless `strictly_before`)."""
+        queue = self.queues.get(key if self.per_key else None)
+        while queue and (queue[0][0] < now or (not strictly_before and queue[0][0] == now)):
+            yield heapq.heappop(queue)[2]
+
+    def rest(self) -> Iterator[Event]:
+        """Every label still held, in order of due time, at the end of the file."""
+        for _, _, event in heapq.merge(*self.queues.values()):
+            yield event
 
 
 def _note(malformed: list[str] | None, reason: str) -> None:
