@@ -14,10 +14,18 @@ on Kafka is what replay does on a file. Per key, `Learner.observe` and `Learner.
     >>> learner.label(state, "k", Label(1, 2.0, ts=2.0)).outcome
     'duplicate'
 
-Expiry runs on event time: each key's watermark is the latest `ts` of its observations, and
-pending observations, early labels and the memory of learned ids older than the watermark minus
-`horizon` are dropped when the key is next touched. Event time keeps replay and the worker
-identical and makes a restart or a backlog expire nothing that real time would have kept.
+Expiry runs on each key's own event-time clock, which only accepted observations move, and only
+to a time that two of them in a row agree on: `clock = max(clock, min(previous ts, ts))`. So
+one wrong time (a typo'd year, an event stamped with today's record time in a stream of 2016
+dates) moves no clock, while a real jump moves it at the next observation. Pending observations,
+early labels and the memory of learned ids whose time is more than `horizon` behind the clock
+are dropped when the clock moves. Event time keeps replay and the worker identical and makes a
+restart or a backlog expire nothing that the data itself would have kept.
+
+A key takes its kind of time (`ts` in the events, or the record time) from its first accepted
+event; an event with the other kind is given the key's latest observation time instead, so a
+producer that forgets `ts` cannot move a key's clock to today. Such events are flagged in
+their `Step.warnings` for the worker to report.
 """
 
 from __future__ import annotations
@@ -31,10 +39,15 @@ import orjson
 from river import metrics
 
 from streamlearn.events import EventId, Label, Observation, Reason, Rejected, check_target
-from streamlearn.models import is_classifier, learn, predict
+from streamlearn.models import feature_check, is_classifier, learn, predict
 
 DEFAULT_HORIZON = 7 * 24 * 3600.0  # seconds of event time a pending entry waits for its match
 DEFAULT_MAX_PENDING = 1000  # per key and per kind, whatever the horizon: state stays bounded
+WARNINGS = {
+    "mixed-time": 'an event without "ts" on a key whose events carry one, or the reverse:'
+    " given the key's latest observation time",
+    "no-features": "an observation with no feature the model can use (it keeps only numbers)",
+}
 
 JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
@@ -64,7 +77,9 @@ class KeyState:
     pending: dict[EventId, Pending] = field(default_factory=dict)
     early: dict[EventId, tuple[Any, float]] = field(default_factory=dict)
     learned: dict[EventId, float] = field(default_factory=dict)
-    watermark: float = -math.inf
+    clock: float = -math.inf  # event time that two accepted observations in a row agree on
+    last_ts: float | None = None  # the latest accepted observation's time
+    timed: bool | None = None  # whether the key's events carry `ts` (None: no event yet)
     offsets: dict[str, int] = field(default_factory=dict)
 
     def applied(self, source: str, offset: int) -> bool:
@@ -111,6 +126,7 @@ class Step:
     learned: int = 0
     expired: int = 0
     error: Rejected | None = None  # the model raised: the record also goes to the dead letters
+    warnings: tuple[str, ...] = ()  # see WARNINGS: kept, but the user should know
 
 
 class Learner:
@@ -130,7 +146,9 @@ class Learner:
         self.name = name
         self.horizon = horizon
         self.max_pending = max_pending
-        self.classifier = is_classifier(factory())
+        prototype = factory()
+        self.classifier = is_classifier(prototype)
+        self.usable = feature_check(prototype)  # None: the model's needs are not known
 
     def new_state(self) -> KeyState:
         metric = metrics.Accuracy() if self.classifier else metrics.MAE()
@@ -138,40 +156,48 @@ class Learner:
 
     def observe(self, state: KeyState, key: str, obs: Observation) -> Step:
         """Predict at once; learn at once too if the label came first, else remember."""
-        expired = self._advance(state, obs.ts)
+        ts, mixed = self._event_time(state, obs.ts, obs.timed)
         if obs.id in state.pending or obs.id in state.learned:
-            return Step("duplicate", expired=expired)
+            return Step("duplicate")
         try:
             y_pred, proba = predict(state.model, obs.x, self.classifier)
         except Exception as error:  # a model may raise on any feature: dead-letter, go on
-            return Step("dead_lettered", expired=expired, error=_model_error("predict", error))
-        pending = Pending(obs.x, y_pred, proba, state.n_learned, obs.ts)
+            return Step("dead_lettered", error=_model_error("predict", error))
+        if state.timed is None:
+            state.timed = obs.timed
+        expired = 0 if mixed else self._tick(state, ts)
+        pending = Pending(obs.x, y_pred, proba, state.n_learned, ts)
         step = Step("predicted", pending.prediction(key, obs.id, self.name), expired=expired)
+        step.warnings = self._warnings(mixed, obs.x)
         early = state.early.pop(obs.id, None)
         if early is None:
             state.pending[obs.id] = pending
             step.expired += _cap(state.pending, self.max_pending)
         else:
-            step.error = self._learn(state, obs.id, obs.x, early[0], pending, obs.ts)
+            step.error = self._learn(state, obs.id, obs.x, early[0], pending, ts)
             step.learned = int(step.error is None)
         return step
 
     def label(self, state: KeyState, key: str, label: Label) -> Step:
         """Learn from the pending observation with this id (or the label's own `x`)."""
         check_target(label.y, self.classifier)
-        expired = self._advance(state, -math.inf)
         if label.id in state.learned or label.id in state.early:
-            return Step("duplicate", expired=expired)
+            return Step("duplicate")
+        ts, mixed = self._event_time(state, label.ts, label.timed)
+        warnings = ("mixed-time",) if mixed else ()
         pending = state.pending.pop(label.id, None)
         if label.x is None and pending is None:
-            state.early[label.id] = (label.y, label.ts)
-            return Step("waiting", expired=expired + _cap(state.early, self.max_pending))
-        x = label.x if label.x is not None else pending.x
-        ts = pending.ts if pending is not None else label.ts
-        error = self._learn(state, label.id, x, label.y, pending, ts)
-        if error is not None:
-            return Step("dead_lettered", expired=expired, error=error)
-        return Step("joined", learned=1, expired=expired)
+            state.early[label.id] = (label.y, ts)
+            step = Step("waiting", expired=_cap(state.early, self.max_pending), warnings=warnings)
+        else:
+            x = label.x if label.x is not None else pending.x
+            error = self._learn(state, label.id, x, label.y, pending, pending.ts if pending else ts)
+            if error is not None:
+                return Step("dead_lettered", error=error, warnings=warnings)
+            step = Step("joined", learned=1, warnings=warnings)
+        if state.timed is None:
+            state.timed = label.timed
+        return step
 
     def _learn(
         self,
@@ -193,27 +219,47 @@ class Learner:
             state.metric.update(y, pending.y_pred)
         return None
 
-    def _advance(self, state: KeyState, ts: float) -> int:
-        """Move the key's event-time watermark to `ts` and drop what is older than the horizon."""
-        if ts > state.watermark:
-            state.watermark = ts
-        cutoff = state.watermark - self.horizon
-        expired = _drop_before(state.pending, cutoff, lambda p: p.ts)
-        expired += _drop_before(state.early, cutoff, lambda e: e[1])
-        _drop_before(state.learned, cutoff, lambda ts: ts)
+    def _event_time(self, state: KeyState, ts: float, timed: bool) -> tuple[float, bool]:
+        """The event's time for this key, and whether its kind of time is not the key's."""
+        if state.timed is None or timed == state.timed:
+            return ts, False
+        return (state.last_ts if state.last_ts is not None else ts), True
+
+    def _tick(self, state: KeyState, ts: float) -> int:
+        """Move the key's clock with an accepted observation; drop what falls behind the horizon."""
+        if state.last_ts is not None:
+            state.clock = max(state.clock, min(state.last_ts, ts))
+        state.last_ts = ts
+        cutoff = state.clock - self.horizon
+        expired = _drop_before(state.pending, cutoff, state.clock, lambda p: p.ts)
+        expired += _drop_before(state.early, cutoff, state.clock, lambda e: e[1])
+        _drop_before(state.learned, cutoff, state.clock, lambda ts: ts)
         return expired
 
+    def _warnings(self, mixed: bool, x: dict) -> tuple[str, ...]:
+        warnings = ("mixed-time",) if mixed else ()
+        if self.usable is not None and not self.usable(x):
+            warnings += ("no-features",)
+        return warnings
 
-def _drop_before(entries: dict, cutoff: float, ts_of: Callable[[Any], float]) -> int:
-    """Drop entries older than `cutoff` from the front (entries are kept in arrival order)."""
-    dropped = 0
-    while entries:
-        oldest = next(iter(entries))
-        if ts_of(entries[oldest]) >= cutoff:
+
+def _drop_before(entries: dict, cutoff: float, clock: float, ts_of: Callable[[Any], float]) -> int:
+    """Drop entries older than `cutoff`; return how many.
+
+    Entries sit in arrival order, which is time order but for outliers. The scan from the front
+    stops at the first entry that is neither expired nor ahead of the clock: one stamped in the
+    future (a typo'd year) is passed over, so it shields nothing behind it.
+    """
+    expired = []
+    for event_id, entry in entries.items():
+        ts = ts_of(entry)
+        if ts < cutoff:
+            expired.append(event_id)
+        elif ts <= clock:
             break
-        del entries[oldest]
-        dropped += 1
-    return dropped
+    for event_id in expired:
+        del entries[event_id]
+    return len(expired)
 
 
 def _cap(entries: dict, limit: int) -> int:

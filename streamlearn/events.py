@@ -3,9 +3,9 @@
 Every way an event can be wrong has a `Reason`, so a dead letter says exactly why.
 
     >>> parse_observation(b'{"id": 7, "x": {"t": 1.5, "diet": "a"}, "ts": 10}', default_ts=0.0)
-    Observation(id=7, x={'t': 1.5, 'diet': 'a'}, ts=10.0)
+    Observation(id=7, x={'t': 1.5, 'diet': 'a'}, ts=10.0, timed=True)
     >>> parse_label(b'{"id": 7, "y": 3}', default_ts=12.5)
-    Label(id=7, y=3, ts=12.5, x=None)
+    Label(id=7, y=3, ts=12.5, x=None, timed=False)
     >>> parse_label(b'{"id": 7}', default_ts=0.0)
     Traceback (most recent call last):
     ...
@@ -57,6 +57,7 @@ class Observation:
     id: EventId
     x: Features
     ts: float
+    timed: bool = True  # False: `ts` is the record time, the event carried none
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,7 @@ class Label:
     y: Any
     ts: float
     x: Features | None = None
+    timed: bool = True  # False: `ts` is the record time, the event carried none
 
 
 def parse_key(raw: bytes | None) -> str:
@@ -86,8 +88,9 @@ def parse_observation(
     event = _decode(value, max_bytes)
     if "x" not in event:
         raise Rejected(Reason.BAD_FEATURES, 'the observation has no "x"')
+    ts = event.get("ts")
     return Observation(
-        _event_id(event), _features(event["x"]), parse_ts(event.get("ts"), default_ts)
+        _event_id(event), _features(event["x"]), parse_ts(ts, default_ts), ts is not None
     )
 
 
@@ -102,7 +105,8 @@ def parse_label(
     if not _is_finite_scalar(y) or y is None:
         raise Rejected(Reason.BAD_TARGET, f'"y" must be a finite JSON scalar, not {y!r:.80}')
     x = _features(event["x"]) if event.get("x") is not None else None
-    return Label(_event_id(event), y, parse_ts(event.get("ts"), default_ts), x)
+    ts = event.get("ts")
+    return Label(_event_id(event), y, parse_ts(ts, default_ts), x, ts is not None)
 
 
 def check_target(y: Any, classifier: bool) -> None:

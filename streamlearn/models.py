@@ -16,7 +16,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from river import base
+from river import base, compose
 
 from streamlearn.errors import ModelError
 from streamlearn.presets import PRESETS
@@ -71,6 +71,22 @@ def is_classifier(model: Any) -> bool:
     if isinstance(model, base.Estimator):
         return isinstance(model, base.Classifier)  # a Pipeline answers for its last step
     return hasattr(model, "predict_proba_one")
+
+
+def feature_check(model: Any) -> Callable[[dict], bool] | None:
+    """For a River pipeline that starts by keeping features of some types (the numeric presets),
+    a test that `x` has one it keeps; None for any other model, whose needs are not known.
+
+        >>> usable = feature_check(load_factory("linear-regression")())
+        >>> usable({"id": "A_1", "date": "2016-01-02"}), usable({"id": "A_1", "price": 2.5})
+        (False, True)
+    """
+    if isinstance(model, compose.Pipeline):
+        first = next(iter(model.steps.values()))
+        if isinstance(first, compose.SelectType):
+            types = first.types
+            return lambda x: any(isinstance(value, types) for value in x.values())
+    return None
 
 
 def predict(model: Any, x: dict, classifier: bool) -> tuple[Any, dict | None]:

@@ -79,10 +79,86 @@ def test_pending_entries_expire_on_event_time(learner):
     learner.observe(state, "k", Observation(1, {"a": 1.0}, ts=0.0))
     learner.label(state, "k", Label(2, 1.0, ts=0.0))  # an early label that never meets its x
     assert learner.observe(state, "k", Observation(3, {"a": 1.0}, ts=50.0)).expired == 0
-    step = learner.observe(state, "k", Observation(4, {"a": 1.0}, ts=100.5))
+    # The clock moves to what two observations in a row agree on: 50 here, then 100.5.
+    assert learner.observe(state, "k", Observation(4, {"a": 1.0}, ts=100.5)).expired == 0
+    step = learner.observe(state, "k", Observation(5, {"a": 1.0}, ts=101.0))
     assert step.expired == 2  # observation 1 and the early label for 2
-    assert set(state.pending) == {3, 4} and not state.early
+    assert set(state.pending) == {3, 4, 5} and not state.early
     assert learner.label(state, "k", Label(1, 1.0, ts=101.0)).outcome == "waiting"  # too late
+
+
+def _daily(learner, state, days, typo_day=None, key="k"):
+    """Observe day 0..days-1 and label each the next day; `typo_day` says it is year 2061."""
+    learned = []
+    for day in days:
+        ts = 4e9 if day == typo_day else day * 86400.0
+        learner.observe(state, key, Observation(day, {"a": float(day)}, ts=ts))
+        if day - 1 in state.pending:
+            step = learner.label(state, key, Label(day - 1, 1.0, ts=day * 86400.0))
+            learned.append(step.outcome)
+    return learned
+
+
+def test_one_far_future_time_expires_nothing_and_shields_nothing(learner):
+    horizon_days = Learner(load_factory("linear-regression"), "lr", horizon=7 * 86400.0)
+    state = horizon_days.new_state()
+    outcomes = _daily(horizon_days, state, range(60), typo_day=30)
+    assert outcomes == ["joined"] * 59  # before the fix: the typo expired every later entry
+    assert state.clock == 58 * 86400.0  # the typo never became the key's time
+    assert set(state.pending) == {59}
+
+
+def test_a_far_future_entry_at_the_front_does_not_shield_expired_ones():
+    learner = Learner(load_factory("linear-regression"), "lr", horizon=10.0)
+    state = learner.new_state()
+    learner.observe(state, "k", Observation("future", {"a": 1.0}, ts=1e12))  # first, alone
+    for i in range(30):
+        learner.observe(state, "k", Observation(i, {"a": 1.0}, ts=float(i)))
+    # entries 0..17 are more than 10 s behind the clock (28): gone, the future one kept
+    assert list(state.pending) == ["future", *range(18, 30)]
+
+
+def test_a_rejected_observation_does_not_move_the_clock():
+    learner = Learner(Fussy, "fussy", horizon=10.0)
+    state = learner.new_state()
+    for i in range(3):
+        learner.observe(state, "k", Observation(i, {"a": 1.0}, ts=float(i)))
+    for i in (90, 91):  # two in a row that would move the clock: both raise in the model
+        step = learner.observe(state, "k", Observation(i, {"boom": 1.0}, ts=1e9 + i))
+        assert step.outcome == "dead_lettered"
+    assert state.clock == 1.0 and set(state.pending) == {0, 1, 2}
+
+
+def test_an_event_without_ts_on_a_timed_key_takes_the_key_time(learner):
+    state = learner.new_state()
+    today = 1.8e9
+    for i in range(3):
+        learner.observe(state, "k", Observation(i, {"a": 1.0}, ts=float(i)))
+    for i in (3, 4):  # two events stamped with the record time: a forgotten "ts"
+        step = learner.observe(state, "k", Observation(i, {"a": 1.0}, ts=today, timed=False))
+        assert step.warnings == ("mixed-time",) and step.expired == 0
+        assert state.pending[i].ts == 2.0  # the key's latest observation time, not today
+    assert state.clock == 1.0
+    step = learner.label(state, "k", Label(0, 1.0, ts=today, timed=False))
+    assert step.outcome == "joined" and step.warnings == ("mixed-time",)
+    assert learner.observe(state, "k", Observation(5, {"a": 1.0}, ts=3.0)).warnings == ()
+
+
+def test_a_key_on_record_time_keeps_it(learner):
+    state = learner.new_state()
+    learner.observe(state, "k", Observation(0, {"a": 1.0}, ts=1000.0, timed=False))
+    step = learner.observe(state, "k", Observation(1, {"a": 1.0}, ts=5.0))  # a stray "ts"
+    assert step.warnings == ("mixed-time",) and state.pending[1].ts == 1000.0
+
+
+def test_an_observation_without_a_usable_feature_is_flagged(learner):
+    state = learner.new_state()
+    step = learner.observe(state, "k", Observation(0, {"id": "A_1", "date": "2016-01-01"}, 0.0))
+    assert step.outcome == "predicted" and step.warnings == ("no-features",)
+    assert learner.observe(state, "k", Observation(1, {"a": 1.0}, 1.0)).warnings == ()
+    m5 = Learner(load_factory("m5"), "m5")  # a pipeline whose needs are not known: no check
+    x = {"id": "A_1_001_CA_1", "date": "2016-01-01"}
+    assert m5.observe(m5.new_state(), "k", Observation(0, x, 0.0)).warnings == ()
 
 
 def test_pending_entries_are_capped_per_key():
