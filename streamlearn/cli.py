@@ -19,7 +19,7 @@ from rich.console import Console
 from streamlearn.broker import prepare_topics
 from streamlearn.core import Learner
 from streamlearn.demo import DemoOptions, run_demo
-from streamlearn.errors import StreamlearnError
+from streamlearn.errors import ConfigError, StreamlearnError
 from streamlearn.local_kafka import DEFAULT_PORT, KAFKA_VERSION, LocalKafka, default_data_dir
 from streamlearn.models import load_factory
 from streamlearn.options import (
@@ -35,7 +35,7 @@ from streamlearn.produce import produce_events
 from streamlearn.progress import event_progress
 from streamlearn.replay import replay_events
 from streamlearn.report import print_replay
-from streamlearn.settings import Settings
+from streamlearn.settings import Settings, Topics
 from streamlearn.source import Columns, RowReader, check_columns, parse_delay, to_events
 from streamlearn.tail import tail
 
@@ -147,7 +147,8 @@ def worker(log_level: str, **params: Any) -> None:
 def _rows_and_columns(params: dict[str, Any]) -> tuple[RowReader, Columns, float]:
     """The file reader, its checked columns and the label delay, from `column_options`."""
     reader = RowReader(params["file"])
-    columns = Columns(params["key"], params["target"], params["id_column"], params["time_column"])
+    ids = tuple(name.strip() for name in (params["id_column"] or "").split(",") if name.strip())
+    columns = Columns(params["key"], params["target"], ids, params["time_column"])
     check_columns(reader, columns)
     delay = parse_delay(params["label_delay"], by_time=columns.time is not None)
     return reader, columns, delay
@@ -171,13 +172,19 @@ def produce(
     rows = itertools.islice(reader, limit) if limit else reader
     events = to_events(rows, columns, delay, reader.malformed)
     report = asyncio.run(produce_events(broker, topics, events, rate))
+    if report.sent == 0 and reader.malformed and not report.interrupted:
+        first = reader.malformed[0]
+        raise ConfigError(f"every row of {reader.path} was malformed (first: {first})")
     click.echo(
         f"sent {report.observations} observations to {topics.observations} and"
         f" {report.labels} labels to {topics.labels} at {broker}"
     )
     if reader.malformed:
+        click.echo(reader.summary(), err=True)
+    if not columns.id and columns.time is None:
         click.echo(
-            f"skipped {len(reader.malformed)} malformed rows (first: {reader.malformed[0]})",
+            "note: the event ids are row numbers (no --id or --time); another file sent to these"
+            " topics repeats them, and the worker takes its rows for duplicates",
             err=True,
         )
     if report.interrupted:
@@ -207,7 +214,11 @@ def replay(model: str, out: Path | None, show: int, **params: Any) -> None:
             on_prediction=(lambda line: sink.write(line + b"\n")) if sink else None,
             on_event=lambda: progress.advance(task),
         )
-    print_replay(result, model, show, reader.malformed, out)
+    print_replay(result, model, show, reader, out)
+    if result.counters["learned"] == 0 and (reader.malformed or result.dead_letters):
+        labels = [d["error"] for d in result.dead_letters if d["topic"] == Topics().labels]
+        first = (labels or [d["error"] for d in result.dead_letters] or reader.malformed)[0]
+        raise ConfigError(f"nothing was learned: every label was rejected (first: {first})")
 
 
 @cli.command()

@@ -12,8 +12,16 @@ from dataclasses import dataclass
 
 import orjson
 
-from streamlearn.core import KeyState, Learner, Step
-from streamlearn.events import EventId, Rejected, parse_key, parse_label, parse_observation
+from streamlearn.core import WARNINGS, KeyState, Learner, Step
+from streamlearn.events import (
+    EventId,
+    Label,
+    Observation,
+    Rejected,
+    parse_key,
+    parse_label,
+    parse_observation,
+)
 from streamlearn.partitioner import partition_for
 from streamlearn.settings import Topics
 from streamlearn.state import StateStore
@@ -62,6 +70,8 @@ class Counters:
         self.learned = 0  # learn calls: joined labels plus early labels joined later
         self.expired = 0  # pending observations and early labels dropped after the horizon
         self.skipped = 0  # records the consumer never delivered (counted by the agent)
+        self.warnings: Counter[str] = Counter(dict.fromkeys(WARNINGS, 0))  # see core.WARNINGS
+        self.examples: dict[str, str] = {}  # a recent record behind each warning and duplicate
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -70,6 +80,7 @@ class Counters:
             "learned": self.learned,
             "expired": self.expired,
             "skipped": self.skipped,
+            **{name.replace("-", "_"): count for name, count in self.warnings.items()},
         }
 
 
@@ -119,6 +130,11 @@ class Processor:
             return self._dead_letter(record, error)
         state.mark_applied(source, record.offset)
         store.put(record.key, state)
+        if step.outcome == "duplicate":
+            self.counters.examples["duplicate"] = f"key {key!r}, id {event.id!r}"
+        for warning in step.warnings:
+            self.counters.warnings[warning] += 1
+            self.counters.examples[warning] = _example(key, event)
         return self._emit(record, step)
 
     def _emit(self, record: Record, step: Step) -> list[Output]:
@@ -165,6 +181,12 @@ class Processor:
         if len(value) > DEAD_LETTER_VALUE_LIMIT:
             letter["truncated"] = len(value)
         return Output(self.topics.dead_letters, record.key, orjson.dumps(letter))
+
+
+def _example(key: str, event: Observation | Label) -> str:
+    """A short description of the event behind a warning, for the log."""
+    names = ", ".join(sorted(event.x)[:8]) if event.x is not None else "none"
+    return f"key {key!r}, id {event.id!r}, features: {names}"
 
 
 def _text(raw: bytes) -> tuple[str, str]:

@@ -1,6 +1,6 @@
 """One progress bar for the long-running commands: events done, events per second, elapsed.
 
-Built on rich, which draws on a terminal and stays silent when stderr is a pipe or a file.
+Built on rich; drawn on a terminal only, so a pipe or a log file gets no progress lines.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class EventRateColumn(ProgressColumn):
 
 def event_progress() -> Progress:
     """A progress display on stderr; add a task per stream (`total=None` when unknown)."""
+    console = Console(stderr=True)
     return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -35,5 +36,6 @@ def event_progress() -> Progress:
         MofNCompleteColumn(),
         EventRateColumn(),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
+        console=console,
+        disable=not console.is_terminal,
     )

@@ -31,6 +31,7 @@ class ReplayResult:
     counters: dict[str, int]
     seconds: float
     dead_letters: list[dict] = field(default_factory=list)
+    examples: dict[str, str] = field(default_factory=dict)  # behind each warning, for alerts
 
 
 def replay_events(
@@ -75,4 +76,7 @@ def replay_events(
             on_event()
     states = {key.decode(): state for key, state in store.items()}
     seconds = time.monotonic() - start
-    return ReplayResult(states, overall, processor.counters.as_dict(), seconds, dead_letters)
+    counters = processor.counters
+    return ReplayResult(
+        states, overall, counters.as_dict(), seconds, dead_letters, dict(counters.examples)
+    )

@@ -9,7 +9,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from streamlearn.alerts import alerts
 from streamlearn.replay import ReplayResult
+from streamlearn.source import RowReader
 
 
 def metric_table(
@@ -41,7 +43,7 @@ def metric_table(
 
 
 def print_replay(
-    result: ReplayResult, model: str, show: int, malformed: list[str], out: Path | None
+    result: ReplayResult, model: str, show: int, reader: RowReader, out: Path | None
 ) -> None:
     """The replay summary on stdout: counts, the worst and best keys, the overall metric."""
     console = Console()
@@ -57,9 +59,12 @@ def print_replay(
         f" {counters['duplicate']} duplicates, {counters['expired']} expired,"
         f" {counters['dead_lettered']} rejected"
     )
-    if malformed:
-        console.print(f"skipped {len(malformed)} malformed rows (first: {malformed[0]})")
+    if reader.malformed:
+        console.print(reader.summary())
     for letter in result.dead_letters[:3]:
         console.print(f"rejected: {letter['error']}")
+    zero = dict.fromkeys(counters, 0)
+    for line in alerts(zero, counters, result.examples):
+        console.print(f"[bold yellow]warning:[/] {line}", highlight=False)
     if out is not None:
         console.print(f"predictions written to {out}")
