@@ -30,6 +30,7 @@ import faust
 
 from agents.rebalance import Holes, RebalanceLog, resume_from_committed
 from agents.transport import Transport
+from streamlearn.alerts import alerts
 from streamlearn.core import Learner
 from streamlearn.models import load_factory
 from streamlearn.processor import Processor, Record
@@ -137,9 +138,17 @@ def create_app(settings: Settings) -> faust.App:
         holes.reset(await resume_from_committed(app.consumer, inputs))
         rebalances.completed()
 
+    logged = processor.counters.as_dict()
+
     @app.timer(interval=settings.log_interval)
     async def log_counters() -> None:
-        log.info("counters %s", processor.counters.as_dict())
+        # Warnings at most once per interval, with counts: a log a user can still read.
+        nonlocal logged
+        now = processor.counters.as_dict()
+        log.info("counters %s", now)
+        for line in alerts(logged, now, processor.counters.examples):
+            log.warning("in the last %.0fs: %s", settings.log_interval, line)
+        logged = now
 
     @app.page("/counters/")
     async def counters(web: Any, request: Any) -> Any:

@@ -67,6 +67,14 @@ class Workers:
                 worker.stop()
 
 
+def topic_flags(kafka_bootstrap: str, topics: Topics) -> list[str]:
+    """The flags that point `streamlearn produce` or `tail` at the test's broker and topics."""
+    return ["--broker", kafka_bootstrap, "--partitions", str(PARTITIONS),
+            "--observations-topic", topics.observations, "--labels-topic", topics.labels,
+            "--predictions-topic", topics.predictions, "--dead-letters-topic", topics.dead_letters,
+            ]  # fmt: skip
+
+
 @pytest.fixture
 def partitions(request) -> int:
     """The partition count of the test's topics: the module's `PARTITIONS`, else 4."""

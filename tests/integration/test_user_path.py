@@ -12,6 +12,7 @@ from streamlearn.bikes import bike_stream, write_csv
 from streamlearn.source import Columns, RowReader, to_events
 from streamlearn.testing import TopicReader, produce, until
 from tests.conftest import assert_one_line_error, run_cli
+from tests.integration.conftest import topic_flags
 
 
 @pytest.fixture
@@ -21,12 +22,6 @@ def bikes_csv(tmp_path):
     return path, rows
 
 
-def topic_flags(kafka_bootstrap, topics) -> list[str]:
-    return ["--broker", kafka_bootstrap, "--observations-topic", topics.observations,
-            "--labels-topic", topics.labels, "--predictions-topic", topics.predictions,
-            "--dead-letters-topic", topics.dead_letters, "--partitions", "4"]  # fmt: skip
-
-
 async def test_produce_sends_every_row_as_observation_and_label(kafka_bootstrap, topics, tmp_path):
     path = tmp_path / "rows.csv"
     path.write_text("station,t,bikes\ns1,1,3\ns2,1,4\ns1,2\ns1,2,5\n")  # line 4 is malformed
@@ -34,7 +29,8 @@ async def test_produce_sends_every_row_as_observation_and_label(kafka_bootstrap,
                   "--label-delay", "1", *topic_flags(kafka_bootstrap, topics))  # fmt: skip
     assert ran.code == 0, ran.stderr
     assert "sent 3 observations" in ran.stdout and "3 labels" in ran.stdout
-    assert "skipped 1 malformed rows (first: line 4" in ran.stderr
+    assert "skipped 1 of 4 rows as malformed (first: line 4" in ran.stderr
+    assert "the event ids are row numbers" in ran.stderr  # no --id, no --time: said once
     async with TopicReader(kafka_bootstrap, topics.observations) as reader:
         records = await reader.read(3)
         observations = [(r.key, v) for r, v in zip(records, reader.values(), strict=True)]
