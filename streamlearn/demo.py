@@ -53,7 +53,7 @@ class DemoOptions:
 class Scoreboard:
     """Per-station MAE of the predictions seen so far, against the known truth; a live table."""
 
-    def __init__(self, truth: dict[tuple[str, int], float]) -> None:
+    def __init__(self, truth: dict[tuple[str, str], float]) -> None:
         self.truth = truth
         self.per_key: dict[str, metrics.MAE] = {}
         self.learned: dict[str, int] = {}
@@ -131,9 +131,9 @@ async def _stream_and_watch(
     options: DemoOptions, topics: Topics, console: Console
 ) -> tuple[ProduceReport, Scoreboard]:
     rows = list(bike_stream(stations=options.stations, days=options.days))
-    truth = {(row["station"], i): row["bikes"] for i, row in enumerate(rows)}
+    truth = {(row["station"], row["moment"]): row["bikes"] for row in rows}  # the moment is the id
     first = datetime.fromisoformat(rows[0]["moment"])
-    day_of = {i: (datetime.fromisoformat(r["moment"]) - first).days for i, r in enumerate(rows)}
+    day_of = {r["moment"]: (datetime.fromisoformat(r["moment"]) - first).days for r in rows}
     board = Scoreboard(truth)
     events = to_events(rows, Columns("station", "bikes", time="moment"), LABEL_DELAY)
     progress = event_progress()

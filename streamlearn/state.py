@@ -2,7 +2,8 @@
 
 One value per key makes each update atomic: the model, the pending join and the source offsets
 change together in one table write (one changelog record), which is what makes redelivery
-after a crash detectable. Pickle is the fastest faithful codec for River models (see FACTS).
+after a crash detectable. Pickle is the fastest faithful codec for River models (README,
+"Choices": dill is ~19x slower).
 """
 
 from __future__ import annotations
