@@ -74,7 +74,8 @@ async def test_early_label_duplicate_label_label_with_features_and_expiry(
     await produce(kafka_bootstrap, [
         (topics.observations, "c", {"id": 1, "x": {"v": 1.0}, "ts": 0}),
         (topics.observations, "c", {"id": 2, "x": {"v": 1.0}, "ts": 150}),
-    ])  # fmt: skip
+        (topics.observations, "c", {"id": 3, "x": {"v": 1.0}, "ts": 151}),
+    ])  # fmt: skip  (the clock moves to 150 once two observations in a row agree on it)
     await until(lambda: count()["expired"] == 1, 30)
 
     await produce(kafka_bootstrap, [
@@ -82,7 +83,7 @@ async def test_early_label_duplicate_label_label_with_features_and_expiry(
         (topics.observations, "b", {"id": 6, "x": {"v": 1.0}}),
     ])  # fmt: skip
     async with TopicReader(kafka_bootstrap, topics.predictions) as reader:
-        await reader.read(5)
+        await reader.read(6)
         last = {v["key"]: v for v in reader.values()}
     assert last["a"]["n_learned"] == 1 and last["a"]["y_pred"] != 0.0  # learned once, not twice
     assert last["b"]["n_learned"] == 1  # the label with x was learned without an observation
