@@ -138,6 +138,7 @@ def worker(log_level: str, **params: Any) -> None:
     from agents.app import Worker, create_app
 
     settings = settings_from(params)
+    load_factory(settings.model)  # local checks before the broker, so their error names them
     asyncio.run(prepare_topics(settings.broker, settings.topics, settings.partitions))
     app = create_app(settings)
     asyncio.set_event_loop(asyncio.new_event_loop())

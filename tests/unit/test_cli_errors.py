@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from streamlearn.cli import main
+from streamlearn.local_kafka import free_port
 from tests.conftest import assert_one_line_error, run_cli
 
 
@@ -74,3 +75,17 @@ def test_a_bad_model_is_one_line(spec, says, tmp_path):
     ran = run_cli("replay", str(data), "--key", "k", "--target", "y", "--model", spec)
     assert_one_line_error(ran)
     assert says in ran.stderr
+
+
+def _no_broker() -> str:
+    """A broker address where nothing listens, so a worker that reaches the broker fails there."""
+    return f"127.0.0.1:{free_port()}"
+
+
+def test_a_workers_bad_model_is_named_before_the_broker_is_contacted(tmp_path):
+    ran = run_cli(
+        "worker", "--model", "nosuch", "--broker", _no_broker(), "--data-dir", str(tmp_path),
+        "--web-port", str(free_port()),
+    )  # fmt: skip
+    assert_one_line_error(ran)
+    assert "unknown model 'nosuch'" in ran.stderr
