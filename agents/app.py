@@ -60,7 +60,8 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.session_timeout / 10,
         web_port=settings.web_port,
-        web_host="127.0.0.1",
+        web_bind=settings.web_host,  # Faust binds 0.0.0.0 unless told
+        web_host=settings.web_host,
         producer_max_request_size=4 * 1024 * 1024,
         # Every event writes a changelog record and usually a prediction: without a linger each
         # goes out as its own produce request, and the socket writes cost more than the model.
