@@ -62,6 +62,13 @@ def create_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         web_bind=settings.web_host,  # Faust binds 0.0.0.0 unless told
         web_host=settings.web_host,
+        # Serve /counters/ and none of Faust's built-in pages: /table/ hands any key's pickled
+        # state to whoever asks, and /router/, /graph/ and the stats pages show the cluster's
+        # insides. Nothing here needs them (no @app.table_route).
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
         producer_max_request_size=4 * 1024 * 1024,
         # Every event writes a changelog record and usually a prediction: without a linger each
         # goes out as its own produce request, and the socket writes cost more than the model.
