@@ -38,6 +38,7 @@ from streamlearn.report import print_replay
 from streamlearn.settings import Settings
 from streamlearn.source import Columns, RowReader, check_columns, parse_delay, to_events
 from streamlearn.tail import tail
+from streamlearn.web import check_web_port
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -139,6 +140,7 @@ def worker(log_level: str, **params: Any) -> None:
 
     settings = settings_from(params)
     load_factory(settings.model)  # local checks before the broker, so their error names them
+    check_web_port(settings.web_host, settings.web_port)
     asyncio.run(prepare_topics(settings.broker, settings.topics, settings.partitions))
     app = create_app(settings)
     asyncio.set_event_loop(asyncio.new_event_loop())

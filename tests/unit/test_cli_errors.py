@@ -89,3 +89,25 @@ def test_a_workers_bad_model_is_named_before_the_broker_is_contacted(tmp_path):
     )  # fmt: skip
     assert_one_line_error(ran)
     assert "unknown model 'nosuch'" in ran.stderr
+
+
+def test_a_second_worker_on_a_busy_web_port_fails_in_one_line_before_the_broker(tmp_path):
+    with socket.socket() as held:  # the first worker's web server, as far as the port goes
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        ran = run_cli(
+            "worker", "--broker", _no_broker(), "--data-dir", str(tmp_path), "--web-port", str(port)
+        )
+    assert_one_line_error(ran)
+    assert f"web port {port} on 127.0.0.1 is in use" in ran.stderr
+    assert "--web-port" in ran.stderr
+
+
+def test_a_web_host_that_is_not_this_machine_fails_in_one_line(tmp_path):
+    ran = run_cli(
+        "worker", "--broker", _no_broker(), "--data-dir", str(tmp_path),
+        "--web-port", str(free_port()), "--web-host", "192.0.2.1",  # TEST-NET-1: nobody's
+    )  # fmt: skip
+    assert_one_line_error(ran)
+    assert "--web-host 192.0.2.1" in ran.stderr
