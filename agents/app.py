@@ -22,15 +22,18 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from typing import Any
 
+import click
 import faust
 
 from agents.rebalance import Holes, RebalanceLog, resume_from_committed
 from agents.transport import Transport
 from streamlearn.core import Learner
+from streamlearn.errors import StreamlearnError
 from streamlearn.models import load_factory
 from streamlearn.processor import Processor, Record
 from streamlearn.settings import Settings
@@ -210,9 +213,23 @@ class Worker(faust.Worker):
 
 
 def __getattr__(name: str) -> Any:
-    """`faust -A agents.app worker` finds `app`, built from `STREAMLEARN_*` variables."""
+    """`faust -A agents.app worker` finds `app`, built once from `STREAMLEARN_*` variables."""
     if name == "app":
-        from streamlearn.cli import settings_from_env
-
-        return create_app(settings_from_env())
+        app = globals()["app"] = _app_from_env()  # Faust looks it up more than once
+        return app
     raise AttributeError(name)
+
+
+def _app_from_env() -> faust.App:
+    """The app from `STREAMLEARN_*` variables; a bad one is one `streamlearn: error: …` line on
+    stderr and exit code 2, as `streamlearn worker` reports it, instead of Faust's traceback."""
+    from streamlearn.cli import settings_from_env
+
+    try:
+        return create_app(settings_from_env())
+    except click.ClickException as error:
+        message = error.format_message()
+    except StreamlearnError as error:
+        message = str(error)
+    print(f"streamlearn: error: {message}", file=sys.stderr)
+    raise SystemExit(2)

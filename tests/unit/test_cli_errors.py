@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from streamlearn.cli import main
 from streamlearn.local_kafka import free_port
-from tests.conftest import assert_one_line_error, run_cli
+from tests.conftest import Ran, assert_one_line_error, run_cli
+
+REPO = Path(__file__).parents[2]
 
 
 @pytest.mark.parametrize(
@@ -111,3 +117,22 @@ def test_a_web_host_that_is_not_this_machine_fails_in_one_line(tmp_path):
     )  # fmt: skip
     assert_one_line_error(ran)
     assert "--web-host 192.0.2.1" in ran.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("STREAMLEARN_MODEL", "nosuch", "unknown model 'nosuch'"),
+        ("STREAMLEARN_PARTITIONS", "many", "STREAMLEARN_PARTITIONS"),
+    ],
+)
+def test_faust_worker_with_a_bad_setting_is_one_line(variable, value, says, tmp_path):
+    """`faust -A agents.app worker`, Faust's own way in, reports like `streamlearn worker`."""
+    done = subprocess.run(
+        [sys.executable, "-m", "faust", "-A", "agents.app", "worker"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO), variable: value},
+    )  # fmt: skip
+    ran = Ran(done.returncode, done.stdout, done.stderr)
+    assert_one_line_error(ran)
+    assert ran.code == 2 and says in ran.stderr
