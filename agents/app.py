@@ -47,6 +47,7 @@ RAW_TOPIC = {**RAW, "key_serializer": "raw", "value_serializer": "raw"}  # topic
 
 def create_app(settings: Settings) -> faust.App:
     """A Faust app configured by `settings`, with the streamlearn agent on it."""
+    created_at = time.monotonic()
     factory = load_factory(settings.model)
     learner = Learner(factory, settings.model, settings.horizon, settings.max_pending)
     topics = settings.topics
@@ -148,9 +149,30 @@ def create_app(settings: Settings) -> faust.App:
         holes.reset(await resume_from_committed(app.consumer, inputs))
         rebalances.completed()
 
+    # The ready line and the counters come from the app, not from a Worker subclass, so that
+    # `faust -A agents.app worker` logs them too. They are WARNING, not INFO, because Faust's
+    # worker shows only WARNING and above unless told otherwise, and they are what an operator
+    # watches.
+
+    @app.task
+    async def log_ready() -> None:
+        # Faust starts an app's tasks once its tables are recovered, and not if it stops first.
+        log.warning(
+            "streamlearn worker ready in %.1fs: app %s, broker %s, model %s, %d partitions,"
+            " web %s:%d, data dir %s",
+            time.monotonic() - created_at,
+            settings.app_id,
+            settings.broker,
+            settings.model,
+            settings.partitions,
+            app.conf.web_bind,
+            app.conf.web_port,  # Faust's own --web-port may have changed it
+            settings.data_dir,
+        )
+
     @app.timer(interval=settings.log_interval)
     async def log_counters() -> None:
-        log.info("counters %s", processor.counters.as_dict())
+        log.warning("counters %s", processor.counters.as_dict())
 
     @app.page("/counters/")
     async def counters(web: Any, request: Any) -> Any:
@@ -160,7 +182,7 @@ def create_app(settings: Settings) -> faust.App:
 
 
 class Worker(faust.Worker):
-    """A Faust worker that says in one line when it is ready, and that always exits on a signal.
+    """A Faust worker that always exits on a signal.
 
     Faust's shutdown can block for good when SIGTERM lands during a rebalance (seen here: the
     consumer thread never stops). After `SHUTDOWN_GRACE` seconds the process exits anyway: with
@@ -168,10 +190,8 @@ class Worker(faust.Worker):
     recognised by the offsets in each key's state), else 1, which is a crash the state survives.
     """
 
-    def __init__(self, app: faust.App, settings: Settings, **kwargs: Any) -> None:
+    def __init__(self, app: faust.App, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
-        self.settings = settings
-        self.started_at = time.monotonic()
         self.flushed = False
         self.watchdog: threading.Timer | None = None
         app.on_before_shutdown.connect(self._flush)
@@ -195,21 +215,6 @@ class Worker(faust.Worker):
         )
         logging.shutdown()
         os._exit(0 if self.flushed else 1)
-
-    async def on_startup_finished(self) -> None:
-        await super().on_startup_finished()
-        s = self.settings
-        log.warning(
-            "streamlearn worker ready in %.1fs: app %s, broker %s, model %s, %d partitions,"
-            " web port %d, data dir %s",
-            time.monotonic() - self.started_at,
-            s.app_id,
-            s.broker,
-            s.model,
-            s.partitions,
-            s.web_port,
-            s.data_dir,
-        )
 
 
 def __getattr__(name: str) -> Any:

@@ -144,7 +144,7 @@ def worker(log_level: str, **params: Any) -> None:
     asyncio.run(prepare_topics(settings.broker, settings.topics, settings.partitions))
     app = create_app(settings)
     asyncio.set_event_loop(asyncio.new_event_loop())
-    Worker(app, settings, loglevel=log_level, quiet=True).execute_from_commandline()
+    Worker(app, loglevel=log_level, quiet=True).execute_from_commandline()
 
 
 def _rows_and_columns(params: dict[str, Any]) -> tuple[RowReader, Columns, float]:
