@@ -16,7 +16,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from streamlearn.broker import prepare_topics
+from streamlearn.broker import prepare_topics, probe
 from streamlearn.core import Learner
 from streamlearn.demo import DemoOptions, run_demo
 from streamlearn.errors import StreamlearnError
@@ -118,12 +118,26 @@ def stop(data_dir: Path) -> None:
 
 
 @kafka.command()
+@port_option
 @kafka_dir_option
-def status(data_dir: Path) -> int:
-    """Say whether the broker runs, with its pid, address and data dir (exit 3 if it does not)."""
+def status(port: int, data_dir: Path) -> int:
+    """Say whether the broker runs, with its pid, address and data dir (exit 3 if it does not).
+
+    A broker runs "from" a data dir; when none does, it also says whether one started elsewhere
+    answers on --port, so a forgotten --data-dir does not read as "no broker at all"."""
     current = LocalKafka(data_dir=data_dir).status()
-    click.echo(f"Kafka is {current.describe()}")
-    return 0 if current.running else 3
+    if current.running:
+        click.echo(f"Kafka is {current.describe()}")
+        return 0
+    address = f"127.0.0.1:{port}"
+    if asyncio.run(probe(address, timeout=2.0)):
+        click.echo(
+            f"Kafka is not running from data dir {data_dir}, but a broker answers on {address}"
+            " (started with another --data-dir?)"
+        )
+    else:
+        click.echo(f"Kafka is {current.describe()}")
+    return 3
 
 
 def settings_from_env() -> Settings:
