@@ -22,16 +22,19 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from typing import Any
 
+import click
 import faust
 
 from agents.rebalance import Holes, RebalanceLog, resume_from_committed
 from agents.transport import Transport
 from streamlearn.alerts import alerts
 from streamlearn.core import Learner
+from streamlearn.errors import StreamlearnError
 from streamlearn.models import load_factory
 from streamlearn.processor import Processor, Record
 from streamlearn.settings import Settings
@@ -45,6 +48,7 @@ RAW_TOPIC = {**RAW, "key_serializer": "raw", "value_serializer": "raw"}  # topic
 
 def create_app(settings: Settings) -> faust.App:
     """A Faust app configured by `settings`, with the streamlearn agent on it."""
+    created_at = time.monotonic()
     factory = load_factory(settings.model)
     learner = Learner(factory, settings.model, settings.horizon, settings.max_pending)
     topics = settings.topics
@@ -61,7 +65,15 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.session_timeout / 10,
         web_port=settings.web_port,
-        web_host="127.0.0.1",
+        web_bind=settings.web_host,  # Faust binds 0.0.0.0 unless told
+        web_host=settings.web_host,
+        # Serve /counters/ and none of Faust's built-in pages: /table/ hands any key's pickled
+        # state to whoever asks, and /router/, /graph/ and the stats pages show the cluster's
+        # insides. Nothing here needs them (no @app.table_route).
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
         producer_max_request_size=4 * 1024 * 1024,
         # Every event writes a changelog record and usually a prediction: without a linger each
         # goes out as its own produce request, and the socket writes cost more than the model.
@@ -138,6 +150,27 @@ def create_app(settings: Settings) -> faust.App:
         holes.reset(await resume_from_committed(app.consumer, inputs))
         rebalances.completed()
 
+    # The ready line and the counters come from the app, not from a Worker subclass, so that
+    # `faust -A agents.app worker` logs them too. They are WARNING, not INFO, because Faust's
+    # worker shows only WARNING and above unless told otherwise, and they are what an operator
+    # watches.
+
+    @app.task
+    async def log_ready() -> None:
+        # Faust starts an app's tasks once its tables are recovered, and not if it stops first.
+        log.warning(
+            "streamlearn worker ready in %.1fs: app %s, broker %s, model %s, %d partitions,"
+            " web %s:%d, data dir %s",
+            time.monotonic() - created_at,
+            settings.app_id,
+            settings.broker,
+            settings.model,
+            settings.partitions,
+            app.conf.web_bind,
+            app.conf.web_port,  # Faust's own --web-port may have changed it
+            settings.data_dir,
+        )
+
     logged = processor.counters.as_dict()
 
     @app.timer(interval=settings.log_interval)
@@ -145,7 +178,7 @@ def create_app(settings: Settings) -> faust.App:
         # Warnings at most once per interval, with counts: a log a user can still read.
         nonlocal logged
         now = processor.counters.as_dict()
-        log.info("counters %s", now)
+        log.warning("counters %s", now)
         for line in alerts(logged, now, processor.counters.examples):
             log.warning("in the last %.0fs: %s", settings.log_interval, line)
         logged = now
@@ -158,7 +191,7 @@ def create_app(settings: Settings) -> faust.App:
 
 
 class Worker(faust.Worker):
-    """A Faust worker that says in one line when it is ready, and that always exits on a signal.
+    """A Faust worker that always exits on a signal.
 
     Faust's shutdown can block for good when SIGTERM lands during a rebalance (seen here: the
     consumer thread never stops). After `SHUTDOWN_GRACE` seconds the process exits anyway: with
@@ -166,10 +199,8 @@ class Worker(faust.Worker):
     recognised by the offsets in each key's state), else 1, which is a crash the state survives.
     """
 
-    def __init__(self, app: faust.App, settings: Settings, **kwargs: Any) -> None:
+    def __init__(self, app: faust.App, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
-        self.settings = settings
-        self.started_at = time.monotonic()
         self.flushed = False
         self.watchdog: threading.Timer | None = None
         app.on_before_shutdown.connect(self._flush)
@@ -194,26 +225,25 @@ class Worker(faust.Worker):
         logging.shutdown()
         os._exit(0 if self.flushed else 1)
 
-    async def on_startup_finished(self) -> None:
-        await super().on_startup_finished()
-        s = self.settings
-        log.warning(
-            "streamlearn worker ready in %.1fs: app %s, broker %s, model %s, %d partitions,"
-            " web port %d, data dir %s",
-            time.monotonic() - self.started_at,
-            s.app_id,
-            s.broker,
-            s.model,
-            s.partitions,
-            s.web_port,
-            s.data_dir,
-        )
-
 
 def __getattr__(name: str) -> Any:
-    """`faust -A agents.app worker` finds `app`, built from `STREAMLEARN_*` variables."""
+    """`faust -A agents.app worker` finds `app`, built once from `STREAMLEARN_*` variables."""
     if name == "app":
-        from streamlearn.cli import settings_from_env
-
-        return create_app(settings_from_env())
+        app = globals()["app"] = _app_from_env()  # Faust looks it up more than once
+        return app
     raise AttributeError(name)
+
+
+def _app_from_env() -> faust.App:
+    """The app from `STREAMLEARN_*` variables; a bad one is one `streamlearn: error: …` line on
+    stderr and exit code 2, as `streamlearn worker` reports it, instead of Faust's traceback."""
+    from streamlearn.cli import settings_from_env
+
+    try:
+        return create_app(settings_from_env())
+    except click.ClickException as error:
+        message = error.format_message()
+    except StreamlearnError as error:
+        message = str(error)
+    print(f"streamlearn: error: {message}", file=sys.stderr)
+    raise SystemExit(2)

@@ -16,7 +16,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from streamlearn.broker import prepare_topics
+from streamlearn.broker import prepare_topics, probe
 from streamlearn.core import Learner
 from streamlearn.demo import DemoOptions, run_demo
 from streamlearn.errors import ConfigError, StreamlearnError
@@ -38,6 +38,7 @@ from streamlearn.report import print_replay
 from streamlearn.settings import Settings, Topics
 from streamlearn.source import Columns, RowReader, check_columns, parse_delay, to_events
 from streamlearn.tail import tail
+from streamlearn.web import check_web_port
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -117,12 +118,26 @@ def stop(data_dir: Path) -> None:
 
 
 @kafka.command()
+@port_option
 @kafka_dir_option
-def status(data_dir: Path) -> int:
-    """Say whether the broker runs, with its pid, address and data dir (exit 3 if it does not)."""
+def status(port: int, data_dir: Path) -> int:
+    """Say whether the broker runs, with its pid, address and data dir (exit 3 if it does not).
+
+    A broker runs "from" a data dir; when none does, it also says whether one started elsewhere
+    answers on --port, so a forgotten --data-dir does not read as "no broker at all"."""
     current = LocalKafka(data_dir=data_dir).status()
-    click.echo(f"Kafka is {current.describe()}")
-    return 0 if current.running else 3
+    if current.running:
+        click.echo(f"Kafka is {current.describe()}")
+        return 0
+    address = f"127.0.0.1:{port}"
+    if asyncio.run(probe(address, timeout=2.0)):
+        click.echo(
+            f"Kafka is not running from data dir {data_dir}, but a broker answers on {address}"
+            " (started with another --data-dir?)"
+        )
+    else:
+        click.echo(f"Kafka is {current.describe()}")
+    return 3
 
 
 def settings_from_env() -> Settings:
@@ -138,10 +153,12 @@ def worker(log_level: str, **params: Any) -> None:
     from agents.app import Worker, create_app
 
     settings = settings_from(params)
+    load_factory(settings.model)  # local checks before the broker, so their error names them
+    check_web_port(settings.web_host, settings.web_port)
     asyncio.run(prepare_topics(settings.broker, settings.topics, settings.partitions))
     app = create_app(settings)
     asyncio.set_event_loop(asyncio.new_event_loop())
-    Worker(app, settings, loglevel=log_level, quiet=True).execute_from_commandline()
+    Worker(app, loglevel=log_level, quiet=True).execute_from_commandline()
 
 
 def _rows_and_columns(params: dict[str, Any]) -> tuple[RowReader, Columns, float]:

@@ -15,6 +15,7 @@ Every way an event can be wrong has a `Reason`, so a dead letter says exactly wh
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -25,6 +26,9 @@ import orjson
 EventId = str | int
 Features = dict[str, Any]
 DEFAULT_MAX_EVENT_BYTES = 256 * 1024
+# C0 controls, DEL and C1 controls: never in a text key, always in a binary one such as the
+# 8 bytes of a Java long (valid UTF-8 when its bytes are small, so decoding alone lets it in).
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class Reason(StrEnum):
@@ -72,13 +76,20 @@ class Label:
 
 
 def parse_key(raw: bytes | None) -> str:
-    """The entity key of a record: required, UTF-8."""
+    """The entity key of a record: required, UTF-8 text without control characters."""
     if not raw:
         raise Rejected(Reason.MISSING_KEY, "the record has no message key (the entity key)")
     try:
-        return raw.decode()
+        key = raw.decode()
     except UnicodeDecodeError:
         raise Rejected(Reason.BAD_KEY, "the message key is not UTF-8") from None
+    if CONTROL_CHARACTERS.search(key):
+        raise Rejected(
+            Reason.BAD_KEY,
+            f"the message key {raw!r:.60} has control characters: keys must be text, and this"
+            " looks like a binary key (a Java long or int, say)",
+        )
+    return key
 
 
 def parse_observation(

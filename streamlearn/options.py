@@ -55,7 +55,9 @@ app_options = compose(
     option("--partitions", type=click.IntRange(1, 1024), default=Settings.partitions,
             help="Partitions per topic."),
     option("--web-port", type=click.IntRange(1, 65535), default=Settings.web_port,
-            help="HTTP port."),
+            help="HTTP port (/counters/); one per worker on a machine."),
+    option("--web-host", default=Settings.web_host,
+            help="Address the HTTP server binds (0.0.0.0: every interface)."),
     topic_options,
     option(
         "--horizon",
@@ -94,6 +96,7 @@ def settings_from(params: dict[str, Any]) -> Settings:
         data_dir=params["data_dir"],
         partitions=params["partitions"],
         web_port=params["web_port"],
+        web_host=params["web_host"],
         topics=topics_from(params),
         horizon=params["horizon"],
         max_pending=params["max_pending"],

@@ -170,10 +170,14 @@ class Processor:
             "topic": record.topic,
             "partition": record.partition,
             "offset": record.offset,
-            "key": _text(record.key)[0] if record.key is not None else None,
+            "key": None,
             "error": str(error),
             "value": None,
         }
+        if record.key is not None:
+            letter["key"], key_encoding = _text(record.key)
+            if key_encoding != "utf-8":
+                letter["key_encoding"] = key_encoding
         if record.value is not None:
             letter["value"], encoding = _text(value[:DEAD_LETTER_VALUE_LIMIT])
             if encoding != "utf-8":

@@ -146,7 +146,13 @@ class LocalKafka:
 
     @property
     def log_path(self) -> Path:
-        return self.data_dir / "broker.log"
+        """The broker's log, written by log4j (see log4j.properties)."""
+        return self.data_dir / "server.log"
+
+    @property
+    def console_path(self) -> Path:
+        """The JVM's stdout and stderr: empty unless the JVM itself fails to run Kafka."""
+        return self.data_dir / "broker.out"
 
     @property
     def _state_path(self) -> Path:
@@ -190,7 +196,7 @@ class LocalKafka:
         config = self._write_config(controller_port=free_port())
         if not (self.data_dir / "logs" / "meta.properties").exists():
             self._format_storage(java, classpath, config)
-        with open(self.log_path, "ab") as log:
+        with open(self.console_path, "ab") as console:
             self._process = subprocess.Popen(
                 [
                     java, f"-Xmx{self.heap}", "-Xms128m", "-XX:+UseG1GC",
@@ -199,7 +205,7 @@ class LocalKafka:
                     f"-Dlog4j.configuration=file:{HERE / 'log4j.properties'}",
                     "-cp", classpath, "kafka.Kafka", str(config),
                 ],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
                 cwd=self.data_dir, start_new_session=True,
             )  # fmt: skip
         self._state_path.write_text(json.dumps({"pid": self._process.pid, "port": self.port}))
@@ -257,15 +263,14 @@ class LocalKafka:
                 self._state_path.unlink(missing_ok=True)
                 raise KafkaError(
                     f"the Kafka broker exited during start-up (code {self._process.returncode});"
-                    f" see {self.log_path} and {self.data_dir / 'server.log'}"
+                    f" see {self.log_path} and {self.console_path}"
                 )
             if asyncio.run(probe(self.bootstrap, timeout=2.0)):
                 return
             time.sleep(0.2)
         self.stop()
         raise KafkaError(
-            f"the Kafka broker did not answer within {self.start_timeout:.0f}s;"
-            f" see {self.data_dir / 'server.log'}"
+            f"the Kafka broker did not answer within {self.start_timeout:.0f}s; see {self.log_path}"
         )
 
     def stop(self, timeout: float = 30.0) -> bool:

@@ -71,11 +71,12 @@ async def test_early_label_duplicate_label_label_with_features_and_expiry(
     await produce(kafka_bootstrap, [(topics.labels, "b", {"id": 5, "y": 2.0, "x": {"v": 1.0}})])
     await until(lambda: count()["joined"] == 1, 30)
 
+    # The clock moves to 150 once two observations in a row agree on it.
     await produce(kafka_bootstrap, [
         (topics.observations, "c", {"id": 1, "x": {"v": 1.0}, "ts": 0}),
         (topics.observations, "c", {"id": 2, "x": {"v": 1.0}, "ts": 150}),
         (topics.observations, "c", {"id": 3, "x": {"v": 1.0}, "ts": 151}),
-    ])  # fmt: skip  (the clock moves to 150 once two observations in a row agree on it)
+    ])  # fmt: skip
     await until(lambda: count()["expired"] == 1, 30)
 
     await produce(kafka_bootstrap, [

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from streamlearn.cli import main
-from tests.conftest import assert_one_line_error, run_cli
+from streamlearn.local_kafka import free_port
+from tests.conftest import Ran, assert_one_line_error, run_cli
+
+REPO = Path(__file__).parents[2]
 
 
 @pytest.mark.parametrize(
@@ -74,3 +81,58 @@ def test_a_bad_model_is_one_line(spec, says, tmp_path):
     ran = run_cli("replay", str(data), "--key", "k", "--target", "y", "--model", spec)
     assert_one_line_error(ran)
     assert says in ran.stderr
+
+
+def _no_broker() -> str:
+    """A broker address where nothing listens, so a worker that reaches the broker fails there."""
+    return f"127.0.0.1:{free_port()}"
+
+
+def test_a_workers_bad_model_is_named_before_the_broker_is_contacted(tmp_path):
+    ran = run_cli(
+        "worker", "--model", "nosuch", "--broker", _no_broker(), "--data-dir", str(tmp_path),
+        "--web-port", str(free_port()),
+    )  # fmt: skip
+    assert_one_line_error(ran)
+    assert "unknown model 'nosuch'" in ran.stderr
+
+
+def test_a_second_worker_on_a_busy_web_port_fails_in_one_line_before_the_broker(tmp_path):
+    with socket.socket() as held:  # the first worker's web server, as far as the port goes
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        ran = run_cli(
+            "worker", "--broker", _no_broker(), "--data-dir", str(tmp_path), "--web-port", str(port)
+        )
+    assert_one_line_error(ran)
+    assert f"web port {port} on 127.0.0.1 is in use" in ran.stderr
+    assert "--web-port" in ran.stderr
+
+
+def test_a_web_host_that_is_not_this_machine_fails_in_one_line(tmp_path):
+    ran = run_cli(
+        "worker", "--broker", _no_broker(), "--data-dir", str(tmp_path),
+        "--web-port", str(free_port()), "--web-host", "192.0.2.1",  # TEST-NET-1: nobody's
+    )  # fmt: skip
+    assert_one_line_error(ran)
+    assert "--web-host 192.0.2.1" in ran.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("STREAMLEARN_MODEL", "nosuch", "unknown model 'nosuch'"),
+        ("STREAMLEARN_PARTITIONS", "many", "STREAMLEARN_PARTITIONS"),
+    ],
+)
+def test_faust_worker_with_a_bad_setting_is_one_line(variable, value, says, tmp_path):
+    """`faust -A agents.app worker`, Faust's own way in, reports like `streamlearn worker`."""
+    done = subprocess.run(
+        [sys.executable, "-m", "faust", "-A", "agents.app", "worker"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO), variable: value},
+    )  # fmt: skip
+    ran = Ran(done.returncode, done.stdout, done.stderr)
+    assert_one_line_error(ran)
+    assert ran.code == 2 and says in ran.stderr

@@ -84,6 +84,28 @@ def test_keys_must_be_present_and_utf8():
         assert caught.value.reason is reason
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        (42).to_bytes(8, "big"),  # a Java long key: valid UTF-8, all but one byte NUL
+        b"station\t7",
+        b"station-7\n",
+        b"\x7fkey",
+        "key\u0085".encode(),  # a C1 control character
+    ],
+)
+def test_keys_with_control_characters_are_rejected_as_binary(raw):
+    with pytest.raises(Rejected) as caught:
+        parse_key(raw)
+    assert caught.value.reason is Reason.BAD_KEY
+    assert "text" in str(caught.value) and "binary" in str(caught.value)
+
+
+def test_text_keys_with_spaces_and_any_script_are_accepted():
+    for key in ("HOBBIES_1_001_CA_1", "station 7", "café", "駅-7", "a\u00a0b", "👩\u200d🔬"):
+        assert parse_key(key.encode()) == key
+
+
 def test_targets_must_suit_the_task():
     check_target(2.5, classifier=False)
     check_target("cat", classifier=True)

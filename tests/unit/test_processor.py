@@ -108,3 +108,18 @@ def test_counters_reconcile_with_what_was_consumed(processor):
     assert counts["consumed"] == len(records) == sum(counts[o] for o in outcomes)
     assert (counts["predicted"], counts["joined"], counts["waiting"]) == (2, 1, 1)
     assert (counts["duplicate"], counts["dead_lettered"], counts["learned"]) == (1, 1, 2)
+
+
+@pytest.mark.parametrize(
+    ("key", "written", "key_encoding"),
+    [
+        (b"\xff\xfe", "//4=", "base64"),  # not UTF-8: base64, and the letter says so
+        ((42).to_bytes(8, "big"), "\x00" * 7 + "*", None),  # UTF-8 with controls: text as is
+    ],
+)
+def test_a_dead_letter_says_when_its_key_is_base64(processor, key, written, key_encoding):
+    out = processor.process(record("observations", key, {"id": 1, "x": {}}, 4), CachedStore({}))
+    letter = orjson.loads(out[0].value)
+    assert letter["error"].startswith("bad-key:")
+    assert (out[0].key, letter["key"], letter.get("key_encoding")) == (key, written, key_encoding)
+    assert "encoding" not in letter  # the value was UTF-8

@@ -1,0 +1,18 @@
+"""What `create_app` hands Faust, from flags and `STREAMLEARN_*` variables (no broker)."""
+
+from __future__ import annotations
+
+from agents.app import create_app
+from streamlearn.cli import settings_from_env
+
+
+def test_the_web_server_binds_loopback_unless_told(monkeypatch):
+    monkeypatch.delenv("STREAMLEARN_WEB_HOST", raising=False)
+    app = create_app(settings_from_env())
+    assert (app.conf.web_bind, app.conf.web_host) == ("127.0.0.1", "127.0.0.1")
+
+
+def test_the_web_host_variable_reaches_faust(monkeypatch):
+    monkeypatch.setenv("STREAMLEARN_WEB_HOST", "127.0.0.2")
+    app = create_app(settings_from_env())
+    assert (app.conf.web_bind, app.conf.web_host) == ("127.0.0.2", "127.0.0.2")
