@@ -1,20 +1,21 @@
-"""The streamlearn Faust app: topics, the state table, and one agent that predicts and learns.
+"""The streamlearn Faust app: the input topics, the state table, the intake, and their hooks.
 
-Read top to bottom: topics, table, agent, then the small hooks around it.
+Read top to bottom: app, topics, table, intake, then the rebalance and shutdown hooks.
 
 Why a key's observations, labels, pending entries and model always meet on one partition:
 the observations and labels topics and the state table's changelog have the same partition
 count, and producers place keys with murmur2 (the Java client's and aiokafka's default). Faust's
-assignor gives partition p of all three to the same worker, and a table write inside the agent
-goes to partition p of the changelog and of the local RocksDB. A record that a producer put on
+assignor gives partition p of all three to the same worker, and the checkpoint writes a key's
+state to partition p of the changelog and of the local RocksDB. A record that a producer put on
 another partition is re-sent to its key's partition by the processor, never joined in the
 wrong place.
 
-Why nothing is lost or applied twice: one agent with concurrency 1 reads both topics, and it
-reads, updates and writes a key's state with no `await` in between, so an observation and a
-label of one key can never interleave. Each key's single table value holds the model, the
-pending join and the last source offsets applied, written atomically as one changelog record;
-a record redelivered after a crash (at-least-once) is recognised by its offset and skipped.
+Why nothing is lost or applied twice: the intake (agents/intake.py) applies one partition's
+records in one deterministic order, one at a time, to states held in memory; the checkpoint
+(agents/checkpoint.py) writes the changed states to the changelog, waits for every output and
+state record to be acknowledged, commits the input offsets, and only then writes the local
+RocksDB; recovery skips changelog records that no commit covers (agents/store.py). After a
+crash a partition is exactly its last checkpoint, and every record after it is read again.
 """
 
 from __future__ import annotations
@@ -30,15 +31,16 @@ from typing import Any
 import click
 import faust
 
-from agents.rebalance import Holes, RebalanceLog, resume_from_committed
+from agents.intake import Intake
+from agents.rebalance import RebalanceLog, committed_inputs, resume_from_committed
+from agents.store import Table
 from agents.transport import Transport
 from streamlearn.alerts import alerts
 from streamlearn.core import Learner
 from streamlearn.errors import StreamlearnError
 from streamlearn.models import load_factory
-from streamlearn.processor import Processor, Record
+from streamlearn.processor import Processor
 from streamlearn.settings import Settings
-from streamlearn.state import CachedStore
 
 log = logging.getLogger("streamlearn")
 SHUTDOWN_GRACE = 20.0  # seconds from SIGTERM or Ctrl-C to a forced exit if Faust's stop hangs
@@ -47,7 +49,7 @@ RAW_TOPIC = {**RAW, "key_serializer": "raw", "value_serializer": "raw"}  # topic
 
 
 def create_app(settings: Settings) -> faust.App:
-    """A Faust app configured by `settings`, with the streamlearn agent on it."""
+    """A Faust app configured by `settings`, with the streamlearn intake on it."""
     created_at = time.monotonic()
     factory = load_factory(settings.model)
     learner = Learner(factory, settings.model, settings.horizon, settings.max_pending)
@@ -83,72 +85,41 @@ def create_app(settings: Settings) -> faust.App:
     app.transport = Transport(app.conf.broker_consumer, app)  # see agents/transport.py
     app.processor = processor  # type: ignore[attr-defined]
 
-    sources = app.topic(topics.observations, topics.labels, **RAW_TOPIC)
-    outputs = {
-        name: app.topic(name, **RAW_TOPIC)
-        for name in (topics.observations, topics.labels, topics.predictions, topics.dead_letters)
-    }
-    table = app.Table(
-        "state", partitions=settings.partitions, options={"driver": "rocksdict"}, **RAW
+    # Subscribed, so Faust's assignor gives this worker partition p of both inputs and of the
+    # changelog together; their records go to the intake, not through an agent (intake.py).
+    app.topics.add(app.topic(topics.observations, topics.labels, **RAW_TOPIC))
+    options = {"driver": "rocksdict"}
+    table = app.tables.add(
+        Table(app, name="state", partitions=settings.partitions, options=options, **RAW)
     )
-    store = CachedStore(table, settings.cache_size)
-
-    holes = Holes()
-
-    @app.agent(sources, concurrency=1)
-    async def predict_and_learn(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            message = event.message
-            hole = holes.seen(message.tp, message.offset)
-            if hole is not None:
-                processor.counters.skipped += hole[1] - hole[0] + 1
-                log.error(
-                    "offsets %d-%d of %s were never delivered to this worker, so what they hold"
-                    " goes unlearned",
-                    *hole,
-                    message.tp,
-                )
-            record = Record(
-                message.topic,
-                message.partition,
-                message.offset,
-                message.timestamp,
-                message.key,
-                message.value,
-            )
-            for output in processor.process(record, store):
-                # force: publish now. Faust would otherwise hold the message until the source
-                # offset commits (seconds); it still flushes the producer before every commit.
-                await outputs[output.topic].send(
-                    key=output.key,
-                    value=output.value,
-                    partition=output.partition,
-                    timestamp=output.timestamp,
-                    force=True,
-                )
+    intake = app.intake = Intake(app, processor, settings)  # type: ignore[attr-defined]
+    intake.table = table
+    table.data.committed_offsets = lambda partitions: committed_inputs(
+        app.consumer, topics, partitions
+    )
 
     rebalances = RebalanceLog(topics.observations)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
-        store.clear()  # partitions are moving: a cached state may soon belong to another worker
+        await intake.on_revoked({tp.partition for tp in revoked})
         rebalances.revoked()
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
-        store.clear()  # the table is about to be recovered from the changelog
         rebalances.assigned(assigned)
 
     @app.on_rebalance_complete.connect
     async def on_recovered(app: faust.App, **kwargs: Any) -> None:
-        # Next Faust resumes the source partitions, seeks them, and only then resumes the flow,
-        # which empties every agent's queue: records delivered in between would be dropped
-        # unprocessed and unacked, past Faust's read filter. Held here, they wait for the resume.
-        app.flow_control.suspend()
-        store.clear()
+        # Next Faust resumes the source partitions and then the flow. The intake holds what it
+        # fetches until the flow resumes; here every input partition goes back to its commit.
         inputs = (topics.observations, topics.labels)
-        holes.reset(await resume_from_committed(app.consumer, inputs))
+        intake.on_resumed(await resume_from_committed(app.consumer, inputs))
         rebalances.completed()
+
+    @app.on_before_shutdown.connect
+    async def on_stop(app: faust.App, **kwargs: Any) -> None:
+        await intake.stop()
 
     # The ready line and the counters come from the app, not from a Worker subclass, so that
     # `faust -A agents.app worker` logs them too. They are WARNING, not INFO, because Faust's

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Iterable, Mapping
+from typing import Any
 
 from aiokafka import TopicPartition
 from faust.types import TP, ConsumerT
@@ -78,6 +79,25 @@ async def resume_from_committed(consumer: ConsumerT, topics: Collection[str]) ->
         len(uncommitted),
     )
     return resume
+
+
+async def committed_inputs(
+    consumer: ConsumerT, topics: Any, partitions: Collection[int]
+) -> dict[int, tuple[int, int]]:
+    """`partition -> (observations, labels)` committed offsets (0 where none), read from the
+    group coordinator without moving any position, for the recovery's skip rule (store.py)."""
+    thread = consumer._thread  # Faust runs aiokafka in its own thread: ask it there
+    client = thread._ensure_consumer()
+
+    async def fetch() -> dict[int, tuple[int, int]]:
+        committed = {}
+        for partition in partitions:
+            observations = await client.committed(TopicPartition(topics.observations, partition))
+            labels = await client.committed(TopicPartition(topics.labels, partition))
+            committed[partition] = (observations or 0, labels or 0)
+        return committed
+
+    return await thread.call_thread(fetch)
 
 
 class Holes:

@@ -73,6 +73,15 @@ app_options = compose(
             help="Standby copies of each table partition on other workers (see README)."),
     option("--session-timeout", type=click.FloatRange(6, 300), default=Settings.session_timeout,
             help="Seconds before a silent worker's partitions go to the others."),
+    option("--checkpoint-interval", type=click.FloatRange(0.01),
+           default=Settings.checkpoint_interval,
+           help="Seconds between checkpoints of state and input offsets (see README)."),
+    option("--checkpoint-records", type=click.IntRange(1), default=Settings.checkpoint_records,
+           help="A checkpoint also after this many records."),
+    option("--cache-keys", type=click.IntRange(0), default=Settings.cache_size,
+           help="Key states kept in memory per partition, beyond those not yet checkpointed."),
+    option("--merge-wait", type=click.FloatRange(0), default=Settings.merge_wait,
+           help="Seconds a record waits for the other input topic's next one (see README)."),
 )  # fmt: skip
 
 
@@ -103,6 +112,10 @@ def settings_from(params: dict[str, Any]) -> Settings:
         max_event_bytes=params["max_event_bytes"],
         standby_replicas=params["standby_replicas"],
         session_timeout=params["session_timeout"],
+        cache_size=params["cache_keys"],
+        checkpoint_interval=params["checkpoint_interval"],
+        checkpoint_records=params["checkpoint_records"],
+        merge_wait=params["merge_wait"],
     )
 
 

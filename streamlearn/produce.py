@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import orjson
@@ -21,6 +21,25 @@ from streamlearn.errors import KafkaError
 from streamlearn.progress import event_progress
 from streamlearn.settings import Topics
 from streamlearn.source import Event
+
+
+class Stamps:
+    """Record timestamps (ms) that never repeat nor go back, so that a worker merging the
+    observations and labels topics by timestamp (streamlearn/merge.py) sees the order in which
+    they were sent; equal milliseconds would leave it to put the observations first.
+
+        >>> stamps = Stamps(now=lambda: 5.0)
+        >>> stamps.next(), stamps.next()
+        (5000, 5001)
+    """
+
+    def __init__(self, now: Callable[[], float] = time.time) -> None:
+        self.now = now
+        self.last = 0
+
+    def next(self) -> int:
+        self.last = max(int(self.now() * 1000), self.last + 1)
+        return self.last
 
 
 @dataclass
@@ -55,6 +74,7 @@ async def produce_events(
         loop.add_signal_handler(signum, stop.set)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
     failures: list[BaseException] = []
+    stamps = Stamps()
     try:
         await producer.start()
         start = time.monotonic()
@@ -73,7 +93,10 @@ async def produce_events(
                     report.labels += 1
                     topic = topics.labels
                 future = await producer.send(
-                    topic, key=event.key.encode(), value=orjson.dumps(event.value)
+                    topic,
+                    key=event.key.encode(),
+                    value=orjson.dumps(event.value),
+                    timestamp_ms=stamps.next(),
                 )
                 future.add_done_callback(lambda f: f.exception() and failures.append(f.exception()))
                 if rate:

@@ -1,7 +1,7 @@
 """`streamlearn replay`: progressive validation over a file, offline, with the worker's own code.
 
 Each event goes through the same `Processor` (parsing, dedup, the learning core) that the Faust
-agent runs, with an in-memory store instead of a RocksDB table, so for the same events in the
+agent runs, with states that never leave memory, so for the same events in the
 same order replay and the worker give identical predictions.
 """
 
@@ -19,7 +19,7 @@ from streamlearn.events import DEFAULT_MAX_EVENT_BYTES
 from streamlearn.processor import Processor, Record
 from streamlearn.settings import Topics
 from streamlearn.source import Event
-from streamlearn.state import MemoryStore
+from streamlearn.state import PartitionStates
 
 
 @dataclass
@@ -44,7 +44,7 @@ def replay_events(
     """Run `events` through the worker's processing, in order, and measure as it goes."""
     topics = Topics()
     processor = Processor(learner, topics, partitions=1, max_event_bytes=max_event_bytes)
-    store = MemoryStore()
+    store = PartitionStates(load=lambda key: None, size=0)  # nothing is ever evicted here
     overall = learner.new_state().metric
     predicted: dict[tuple[str, Any], Any] = {}
     truth: dict[tuple[str, Any], Any] = {}
@@ -74,7 +74,7 @@ def replay_events(
                 overall.update(truth.pop(event_key), y_pred)
         if on_event is not None:
             on_event()
-    states = {key.decode(): state for key, state in store.items()}
+    states = {key.decode(): state for key, state in store.live.items()}
     seconds = time.monotonic() - start
     counters = processor.counters
     return ReplayResult(

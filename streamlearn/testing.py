@@ -23,6 +23,7 @@ from aiokafka.structs import ConsumerRecord
 from streamlearn.broker import admin, partition_counts
 from streamlearn.errors import StreamlearnError
 from streamlearn.partitioner import partition_for
+from streamlearn.produce import Stamps
 from streamlearn.settings import Topics
 
 READY_LINE = "streamlearn worker ready"
@@ -118,13 +119,17 @@ def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.
 
 
 async def produce(bootstrap: str, records: Iterable[tuple[str, Any, Any]]) -> int:
-    """Send `(topic, key, value)` in order; str keys are UTF-8, dict values JSON. Returns count."""
+    """Send `(topic, key, value)` in order, with increasing timestamps as `streamlearn produce`
+    stamps them; str keys are UTF-8, dict values JSON. Returns the count."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=4 * 1024 * 1024)
     await producer.start()
     count = 0
+    stamps = Stamps()
     try:
         for topic, key, value in records:
-            await producer.send(topic, key=_bytes(key), value=_bytes(value))
+            await producer.send(
+                topic, key=_bytes(key), value=_bytes(value), timestamp_ms=stamps.next()
+            )
             count += 1
         await producer.flush()
     finally:

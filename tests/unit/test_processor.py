@@ -10,7 +10,7 @@ from streamlearn.models import load_factory
 from streamlearn.partitioner import partition_for
 from streamlearn.processor import Processor, Record
 from streamlearn.settings import Topics
-from streamlearn.state import CachedStore, loads_state
+from streamlearn.state import PartitionStates, dumps_state
 
 TOPICS = Topics()
 PARTITIONS = 4
@@ -28,9 +28,12 @@ def record(topic: str, key: bytes | None, value, offset: int, partition: int | N
     return Record(topic, home if partition is None else partition, offset, 1000.0, key, raw)
 
 
-def test_predict_then_learn_writes_one_state_value_per_key(processor):
-    table: dict = {}
-    store = CachedStore(table)
+def memory(table: dict | None = None) -> PartitionStates:
+    return PartitionStates((table or {}).get, size=10)
+
+
+def test_predict_then_learn_changes_one_state_per_key(processor):
+    store = memory()
     out = processor.process(record("observations", b"k", {"id": 1, "x": {"a": 1.0}}, 0), store)
     assert [o.topic for o in out] == ["predictions"]
     prediction = orjson.loads(out[0].value)
@@ -39,25 +42,25 @@ def test_predict_then_learn_writes_one_state_value_per_key(processor):
         "ts": 1000.0,
     }  # fmt: skip
     assert processor.process(record("labels", b"k", {"id": 1, "y": 2.0}, 0), store) == []
-    assert list(table) == [b"k"] and loads_state(table[b"k"]).n_learned == 1
+    assert store.dirty == {b"k"} and store.live[b"k"].n_learned == 1
 
 
 def test_a_record_on_the_wrong_partition_is_sent_to_its_key_partition(processor):
     home = partition_for(b"k", PARTITIONS)
     wrong = (home + 1) % PARTITIONS
-    table: dict = {}
-    out = processor.process(
-        record("labels", b"k", {"id": 1, "y": 2.0}, 7, wrong), CachedStore(table)
-    )
+    store = memory()
+    out = processor.process(record("labels", b"k", {"id": 1, "y": 2.0}, 7, wrong), store)
     assert len(out) == 1 and (out[0].topic, out[0].partition, out[0].key) == ("labels", home, b"k")
-    assert table == {}  # not joined on the wrong partition
+    assert not store.live  # not joined on the wrong partition
     assert processor.counters.outcomes["rerouted"] == 1
 
 
 def test_a_redelivered_record_is_not_applied_twice(processor):
-    store = CachedStore({}, size=0)  # no cache: every read unpickles from the table
+    store = memory()
     obs = record("observations", b"k", {"id": 1, "x": {"a": 1.0}}, 5)
     first = processor.process(obs, store)
+    # as after a restart: the state comes back from its pickle, then the record comes again
+    store = memory({b"k": dumps_state(store.live[b"k"])})
     again = processor.process(obs, store)
     assert again == first  # the prediction is re-sent, identical, in case the crash lost it
     label = record("labels", b"k", {"id": 1, "y": 2.0}, 3)
@@ -80,7 +83,7 @@ def test_a_redelivered_record_is_not_applied_twice(processor):
 )
 def test_bad_records_become_dead_letters_with_the_original(processor, key, value, reason):
     rec = record("observations", key, value, 11)
-    out = processor.process(rec, CachedStore({}))
+    out = processor.process(rec, memory())
     assert [o.topic for o in out] == ["dead-letters"]
     letter = orjson.loads(out[0].value)
     assert letter["error"].startswith(reason + ":")
@@ -91,7 +94,7 @@ def test_bad_records_become_dead_letters_with_the_original(processor, key, value
 
 
 def test_counters_reconcile_with_what_was_consumed(processor):
-    store = CachedStore({})
+    store = memory()
     records = [
         record("observations", b"a", {"id": 1, "x": {"v": 1.0}}, 0),
         record("labels", b"a", {"id": 1, "y": 1.0}, 0),
@@ -118,7 +121,7 @@ def test_counters_reconcile_with_what_was_consumed(processor):
     ],
 )
 def test_a_dead_letter_says_when_its_key_is_base64(processor, key, written, key_encoding):
-    out = processor.process(record("observations", key, {"id": 1, "x": {}}, 4), CachedStore({}))
+    out = processor.process(record("observations", key, {"id": 1, "x": {}}, 4), memory())
     letter = orjson.loads(out[0].value)
     assert letter["error"].startswith("bad-key:")
     assert (out[0].key, letter["key"], letter.get("key_encoding")) == (key, written, key_encoding)

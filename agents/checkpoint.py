@@ -1,0 +1,116 @@
+"""The checkpoint: what makes state and input offsets agree after any crash.
+
+Between checkpoints the worker only changes states in memory and sends predictions without
+waiting for them. A checkpoint then makes all of that durable, in this order:
+
+1. Send each changed key's state to its changelog partition, once, with the input offsets it
+   covers in the record's `streamlearn-offsets` header.
+2. Wait until every record sent since the last checkpoint, predictions and dead letters
+   included, is acknowledged by the broker; if one failed, stop here: nothing is committed.
+3. Commit the input offsets of everything processed.
+4. Write the same states, and the changelog offset they reach, to the local RocksDB in one
+   atomic batch per partition.
+
+So the local RocksDB is never ahead of the changelog nor of the committed offsets (a crash
+before 4 leaves it at the last checkpoint, and Faust's recovery reads the changelog from the
+offset it holds), and the committed offsets are never ahead of the state or of the outputs (a
+crash before 3 re-reads every record since the last checkpoint and does it all again, outputs
+included). A crash between 1 and 3 leaves changelog records beyond the commit: recovery skips
+them by their header (agents/store.py), so a partition rebuilt anywhere is exactly the last
+checkpoint. Faust's own flush before a commit waited for a quiet producer, not for delivery;
+step 2 waits for the acknowledgements themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from rocksdict import WriteBatch
+
+from agents.states import States
+from streamlearn.core import KeyState
+from streamlearn.state import dumps_state
+
+log = logging.getLogger("streamlearn")
+OFFSETS_HEADER = "streamlearn-offsets"
+
+Send = Callable[[bytes, bytes, int, list], Awaitable[asyncio.Future]]
+Commit = Callable[[Mapping], Awaitable[bool]]
+
+
+def offsets_header(state: KeyState) -> bytes:
+    """The input offsets a state covers: the last observation and label offsets applied.
+
+    >>> from streamlearn.core import KeyState
+    >>> offsets_header(KeyState(model=None, metric=None, offsets={"o": 41}))
+    b'41,-1'
+    """
+    return b"%d,%d" % (state.offsets.get("o", -1), state.offsets.get("l", -1))
+
+
+class Checkpoint:
+    """Tracks what is processed since the last checkpoint and makes it durable (see above).
+
+    It is due every `interval` seconds or `records` records, whichever comes first.
+    """
+
+    def __init__(self, states: States, interval: float, records: int) -> None:
+        self.states = states
+        self.interval = interval
+        self.records = records
+        self.processed: dict = {}  # input TP -> the next offset to read (what to commit)
+        self.sent: list[asyncio.Future] = []  # deliveries to confirm before committing
+        self.count = 0
+        self.started = time.monotonic()
+        self.seconds = 0.0  # time spent in the last checkpoint, for the logs and metrics
+
+    def record(self, tp: object, offset: int) -> None:
+        """Note that the input record at `offset` of `tp` has been processed."""
+        self.processed[tp] = offset + 1
+        self.count += 1
+
+    def due(self) -> bool:
+        if not self.count and not self.sent:
+            return False
+        return self.count >= self.records or time.monotonic() - self.started >= self.interval
+
+    def forget(self) -> None:
+        """Drop what is not yet checkpointed (partitions moved, or a commit failed)."""
+        self.processed.clear()
+        self.sent.clear()
+        self.count = 0
+        self.started = time.monotonic()
+
+    async def commit(
+        self, send_changelog: Send, commit: Commit, db_for: Callable[[int], object], key: bytes
+    ) -> bool:
+        """Steps 1-4 above; False when the commit was refused (a rebalance began)."""
+        started = time.monotonic()
+        written: dict[int, list[tuple[bytes, bytes]]] = {}
+        changelog: dict[int, list[asyncio.Future]] = {}
+        for partition, states in self.states.partitions.items():
+            for state_key, state in states.changed():
+                value = dumps_state(state)
+                written.setdefault(partition, []).append((state_key, value))
+                headers = [(OFFSETS_HEADER, offsets_header(state))]
+                future = await send_changelog(state_key, value, partition, headers)
+                changelog.setdefault(partition, []).append(future)
+        await asyncio.gather(*self.sent, *(f for fs in changelog.values() for f in fs))
+        processed = dict(self.processed)
+        if processed and not await commit(processed):
+            return False
+        for partition, values in written.items():
+            batch = WriteBatch(raw_mode=True)
+            for state_key, value in values:
+                batch.put(state_key, value)
+            reached = max(future.result().offset for future in changelog[partition])
+            batch.put(key, str(reached).encode())
+            db_for(partition).write(batch)
+        for states in self.states.partitions.values():
+            states.checkpointed()
+        self.forget()
+        self.seconds = time.monotonic() - started
+        return True
