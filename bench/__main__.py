@@ -148,6 +148,10 @@ def _run_all(
     """Run the configurations on one broker, printing each table as soon as it is done."""
     rows = []
 
+    def say(text: str) -> None:
+        """Progress, as plain text ("[bench]" is no markup), logged where `say` was called."""
+        console.log(text, markup=False, _stack_offset=2)
+
     def done(result: Result) -> None:
         row = medians(result)
         rows.append(row)
@@ -158,7 +162,7 @@ def _run_all(
         if external is None:
             console.log("starting a local Kafka")
         bootstrap = stop_all.enter_context(kafka_for(external, scratch / "kafka"))
-        run_all(configs, bootstrap, scratch, budget, console.log, done)
+        run_all(configs, bootstrap, scratch, budget, say, done)
     return rows
 
 

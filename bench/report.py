@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bench.e2e import POLL_SECONDS
@@ -219,7 +220,7 @@ def _peer_rows(out: Table, result: Result, row: dict[str, Any], peer: Peer) -> N
     if pps is None:
         reason = row["peers_not_run"][peer.name]
         shown = "[bold red]failed[/]" if reason.startswith("failed") else "skipped"
-        out.add_row(title, shown, "", reason.partition(": ")[2])
+        out.add_row(title, shown, "", escape(reason.partition(": ")[2]))
         return
     out.add_row(
         title,
