@@ -1,8 +1,9 @@
-"""`python -m bench`: measure streamlearn against its physical limit in one run.
+"""`python -m bench`: measure streamlearn against its physical limit and its peers in one run.
 
 Starts what it needs (a local Kafka through the project's `LocalKafka`, unless `--broker` names
-one; `streamlearn worker` subprocesses), prints one table per configuration, optionally writes
-the medians as JSON, and stops everything it started, also on Ctrl-C or SIGTERM.
+one; `streamlearn worker` subprocesses; one process per peer drain), prints one table per
+configuration, optionally writes the medians as JSON, and stops everything it started, also on
+Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -73,6 +74,13 @@ QUICK = Config(keys=20, pairs=1_000, partitions=2, repeats=1, e2e_repeats=1)
     help="One-worker drains (about a minute each at the defaults; medians reported).",
 )
 @click.option(
+    "--peers/--no-peers",
+    default=Config.peers,
+    show_default=True,
+    help="Also drain the backlog with the Python peers (an aiokafka loop; Quix Streams if the"
+    " bench extra is installed) after each one-worker drain.",
+)
+@click.option(
     "--suite",
     "suite_name",
     type=click.Choice(["single", "default"]),
@@ -110,9 +118,9 @@ def main(
     json_path: Path | None,
     **flags: Any,
 ) -> None:
-    """Pairs per second of the in-process limit, a naive pickle-per-event store and streamlearn
-    end to end, with latency at half load, memory per key and scale-out."""
-    base = QUICK if quick else replace(Config(), **flags)
+    """Pairs per second of the in-process limit, a naive pickle-per-event store, streamlearn
+    end to end and its Python peers, with latency at half load, memory per key and scale-out."""
+    base = replace(QUICK, peers=flags["peers"]) if quick else replace(Config(), **flags)
     # aiokafka warns while a topic just created reaches its metadata; it retries by itself.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 132)
@@ -140,6 +148,10 @@ def _run_all(
     """Run the configurations on one broker, printing each table as soon as it is done."""
     rows = []
 
+    def say(text: str) -> None:
+        """Progress, as plain text ("[bench]" is no markup), logged where `say` was called."""
+        console.log(text, markup=False, _stack_offset=2)
+
     def done(result: Result) -> None:
         row = medians(result)
         rows.append(row)
@@ -150,7 +162,7 @@ def _run_all(
         if external is None:
             console.log("starting a local Kafka")
         bootstrap = stop_all.enter_context(kafka_for(external, scratch / "kafka"))
-        run_all(configs, bootstrap, scratch, budget, console.log, done)
+        run_all(configs, bootstrap, scratch, budget, say, done)
     return rows
 
 

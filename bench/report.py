@@ -1,29 +1,34 @@
 """What a run prints and writes: a header, one table per configuration, and the JSON medians.
 
 Rates are pairs per second (one observation and its label: one prediction and one learn).
+Each Python peer's rate stands beside streamlearn's, with its ratio to the limit.
 Targets are reported, never asserted: a missed target is a finding, not a failure.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
 from dataclasses import asdict
 from datetime import UTC, datetime
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bench.e2e import POLL_SECONDS
+from bench.peers import PEERS, Peer
 from bench.suite import Result
 from streamlearn.local_kafka import KAFKA_VERSION
 
 LIBRARIES = ("streamlearn", "river", "faust-streaming", "aiokafka", "rocksdict", "orjson")
+OPTIONAL_LIBRARIES = ("quixstreams",)  # the bench extra: named when installed
 MB = 1024 * 1024
 STATE_TARGET_BYTES = 4 * 1024
 RATIO_TARGET = 0.10
@@ -39,7 +44,7 @@ def environment(broker: str | None) -> dict[str, Any]:
         "load_average": [round(load, 2) for load in os.getloadavg()],
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "versions": {name: version(name) for name in LIBRARIES} | {"kafka": KAFKA_VERSION},
+        "versions": _versions() | {"kafka": KAFKA_VERSION},
         "broker": broker or f"local Kafka {KAFKA_VERSION} started by the benchmark",
     }
 
@@ -71,6 +76,7 @@ def medians(result: Result) -> dict[str, Any]:
         "e2e_pps": e2e,
         "e2e_over_limit": e2e / limit,
         "e2e_over_naive": e2e / naive,
+        **_peer_medians(result, limit),
         "drain_s": result.drained(lambda d: d.seconds),
         "startup_s": result.drained(lambda d: d.startup_seconds),
         "latency_pps": latency.rate_pps,
@@ -94,6 +100,21 @@ def medians(result: Result) -> dict[str, Any]:
         "load_average": [round(load, 2) for load in os.getloadavg()],
     }
     return row | {"targets": targets(row)}
+
+
+def _peer_medians(result: Result, limit: float) -> dict[str, Any]:
+    """Per peer: `<name>_pps`, `<name>_over_limit` and `<name>_startup_s` (None if it did not
+    run), and `peers_not_run` with the reason for each that did not."""
+    row: dict[str, Any] = {}
+    for peer in PEERS:
+        runs = result.peers.get(peer.name)
+        pps = statistics.median(d.pps for d in runs) if runs else None
+        row[f"{peer.name}_pps"] = pps
+        row[f"{peer.name}_over_limit"] = pps / limit if pps else None
+        row[f"{peer.name}_startup_s"] = (
+            statistics.median(d.startup_seconds for d in runs) if runs else None
+        )
+    return row | {"peers_not_run": dict(result.peers_not_run)}
 
 
 def targets(row: dict[str, Any]) -> dict[str, bool]:
@@ -145,6 +166,8 @@ def table(result: Result, row: dict[str, Any]) -> Table:
         _verdict(row, f"e2e_over_limit>={RATIO_TARGET:g}", f"target ≥ {RATIO_TARGET:.2f}"),
     )
     out.add_row("  end to end ÷ naive store", f"{row['e2e_over_naive']:.2f}", "", "")
+    for peer in PEERS if config.peers else ():
+        _peer_rows(out, result, row, peer)
     out.add_row(
         "4 latency p50 / p95 / p99",
         f"{row['p50_ms']:.1f} / {row['p95_ms']:.1f} / {row['p99_ms']:.1f} ms",
@@ -190,9 +213,41 @@ def table(result: Result, row: dict[str, Any]) -> Table:
     return out
 
 
+def _peer_rows(out: Table, result: Result, row: dict[str, Any], peer: Peer) -> None:
+    """A peer's rate beside streamlearn's, and its ratio to the limit; or why it did not run."""
+    title = f"3 peer: {peer.label}, 1 process"
+    pps = row[f"{peer.name}_pps"]
+    if pps is None:
+        reason = row["peers_not_run"][peer.name]
+        shown = "[bold red]failed[/]" if reason.startswith("failed") else "skipped"
+        out.add_row(title, shown, "", escape(reason.partition(": ")[2]))
+        return
+    out.add_row(
+        title,
+        _pps(pps),
+        _runs([d.pps for d in result.peers[peer.name]]),
+        f"{peer.summary}; start-up {row[f'{peer.name}_startup_s']:.1f} s, not timed",
+    )
+    out.add_row(
+        f"  {peer.label} ÷ limit",
+        f"{row[f'{peer.name}_over_limit']:.3f}",
+        "",
+        f"streamlearn end to end ÷ {peer.label}: {row['e2e_pps'] / pps:.3f}",
+    )
+
+
 def write_json(path: Path, env: dict[str, Any], rows: list[dict[str, Any]], seconds: float) -> None:
     document = {**env, "seconds": seconds, "configurations": rows}
     path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+
+
+def _versions() -> dict[str, str]:
+    """The libraries' versions; an optional one only when it is installed."""
+    installed = {name: version(name) for name in LIBRARIES}
+    for name in OPTIONAL_LIBRARIES:
+        with contextlib.suppress(PackageNotFoundError):
+            installed[name] = version(name)
+    return installed
 
 
 def _pps(value: float) -> str:

@@ -1,9 +1,10 @@
 """One configuration measured from end to end, and the configurations a run is made of.
 
 For each configuration the workload is generated once and fed to every measurement: the
-in-process limit, the naive store, the drain (the same backlog for 1 and N workers), and its
-first part to the paced latency run. In-process runs and one-worker drains are repeated and
-their medians kept.
+in-process limit, the naive store, the drain (the same backlog for 1 and N workers, and for the
+Python peers in `bench.peers`), and its first part to the paced latency run. In-process runs
+and one-worker drains are repeated and their medians kept; each repeat of the one-worker drain
+is followed by one drain of each peer, so a change of load hits both alike.
 
 `--suite default` must finish within a time budget on a small machine, and the end-to-end rate
 it will meet is not known in advance: the first configuration runs as asked, and the ones after
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -24,6 +26,8 @@ from bench.baselines import limit_pps, naive_store_pps
 from bench.cluster import fresh_topics, produce_backlog
 from bench.e2e import Drain, Stalled, Target, drain
 from bench.latency import Latency, measure
+from bench.peers import PEERS, PeerDrain, PeerFailed
+from bench.peers import drain as drain_peer
 from bench.workload import make_workload
 from streamlearn.models import load_factory
 
@@ -44,7 +48,8 @@ class Config:
     partitions: int = 8
     workers: int = 2
     repeats: int = 3  # in-process measurements
-    e2e_repeats: int = 1  # drains with one worker
+    e2e_repeats: int = 1  # drains with one worker, each followed by one drain of each peer
+    peers: bool = True  # also drain with the Python peers (`bench.peers`)
     note: str = ""
 
     def describe(self) -> str:
@@ -70,12 +75,18 @@ class Result:
     drains: list[Drain] = field(default_factory=list)
     scaled: dict[int, Drain] = field(default_factory=dict)  # one drain per worker count > 1
     stalled: dict[int, str] = field(default_factory=dict)  # worker count -> what stalled
+    peers: dict[str, list[PeerDrain]] = field(default_factory=dict)  # peer name -> its drains
+    peers_not_run: dict[str, str] = field(default_factory=dict)  # peer name -> why not, or failed
     latency: Latency | None = None
     seconds: float = 0.0
 
     def drained(self, value: Callable[[Drain], float]) -> float:
         """The median of `value` over the one-worker drains."""
         return statistics.median(value(run) for run in self.drains)
+
+    def peer_seconds_per_pair(self) -> float:
+        """Seconds per pair of one drain by each peer that ran, added up (medians)."""
+        return sum(1 / statistics.median(d.pps for d in runs) for runs in self.peers.values())
 
 
 @dataclass(frozen=True)
@@ -85,18 +96,24 @@ class Pace:
     fixed: float  # start-ups, stops, the latency run: whatever the pair count does not change
     in_process: float  # seconds per pair of one limit run plus one naive run
     drain: float  # seconds per pair of one drain, producing its backlog included
+    peers: float = 0.0  # seconds per pair of one drain by each peer, added up
 
     @classmethod
     def of(cls, result: Result) -> Pace:
-        config = result.config
         in_process = 1 / statistics.median(result.limit) + 1 / statistics.median(result.naive)
         drain = 1 / result.drained(lambda d: d.pps)
-        proportional = config.pairs * (config.repeats * in_process + config.drains * drain)
-        return cls(max(0.0, result.seconds - proportional), in_process, drain)
+        pace = cls(0.0, in_process, drain, result.peer_seconds_per_pair())
+        proportional = result.config.pairs * pace.per_pair(result.config)
+        return replace(pace, fixed=max(0.0, result.seconds - proportional))
+
+    def per_pair(self, config: Config) -> float:
+        """Seconds per pair of everything `config` runs that grows with the pair count."""
+        peers = config.e2e_repeats * self.peers if config.peers else 0.0
+        return config.repeats * self.in_process + config.drains * self.drain + peers
 
     def pairs_within(self, config: Config, seconds: float) -> int:
         """How many pairs `config` can have to take about `seconds`, with a margin."""
-        per_pair = SAFETY * (config.repeats * self.in_process + config.drains * self.drain)
+        per_pair = SAFETY * self.per_pair(config)
         return int(max(0.0, seconds - SAFETY * self.fixed) / per_pair)
 
 
@@ -142,9 +159,15 @@ def run(config: Config, bootstrap: str, scratch: Path, say: Callable[[str], None
     asyncio.run(produce_backlog(bootstrap, topics, records))
     target = Target(bootstrap, topics, config.model, config.partitions)
     timeout = 120 + 20 * workload.pairs / min(result.naive)  # the store's worst pace, 20x
+    for peer in PEERS if config.peers else ():
+        if (missing := peer.missing()) is not None:
+            say(f"{peer.label}: skipped, {missing}")
+            result.peers_not_run[peer.name] = f"skipped: {missing}"
     for repeat in range(config.e2e_repeats):
         say(f"drain with 1 worker, run {repeat + 1} of {config.e2e_repeats}")
         result.drains.append(drain(target, workload.pairs, 1, scratch, timeout))
+        if config.peers:
+            _drain_peers(result, target, workload.pairs, scratch, timeout, say)
     for workers in range(2, config.workers + 1):
         say(f"drain with {workers} workers")
         try:
@@ -160,6 +183,29 @@ def run(config: Config, bootstrap: str, scratch: Path, say: Callable[[str], None
     result.latency = measure(bootstrap, config.model, config.partitions, paced, rate, scratch)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _drain_peers(
+    result: Result,
+    target: Target,
+    pairs: int,
+    scratch: Path,
+    timeout: float,
+    say: Callable[[str], None],
+) -> None:
+    """One drain of the backlog by each peer that can run; a failure is noted, not raised."""
+    for peer in PEERS:
+        if peer.name in result.peers_not_run:
+            continue
+        say(f"drain with the {peer.label} peer")
+        try:
+            run = drain_peer(peer, target, pairs, scratch, timeout)
+        except (PeerFailed, subprocess.TimeoutExpired) as error:
+            say(f"the {peer.label} peer failed: {error}")
+            result.peers_not_run[peer.name] = f"failed: {error}"
+            result.peers.pop(peer.name, None)
+            continue
+        result.peers.setdefault(peer.name, []).append(run)
 
 
 def run_all(
