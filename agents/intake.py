@@ -19,10 +19,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from aiokafka.errors import KafkaError
+from faust.exceptions import ProducerSendError
 from faust.types import TP
 
 from agents.checkpoint import Checkpoint
-from agents.rebalance import Holes
+from agents.rebalance import Holes, commit_inputs, resume_from_committed
 from agents.states import States
 from streamlearn.merge import Merge
 from streamlearn.processor import Processor, Record
@@ -48,6 +50,7 @@ class Intake:
         self.next_offset: dict[TP, int] = {}  # per input partition: the next offset to fetch
         self.holes = Holes()
         self.lock = asyncio.Lock()  # one batch or one checkpoint at a time
+        self.rewind = False  # go back to the commits before processing more
         self.table: Any = None  # the state table, set by the app
 
     def owns(self, tp: TP) -> bool:
@@ -56,14 +59,14 @@ class Intake:
     async def take(self, records: Mapping[TP, list]) -> None:
         """Buffer freshly fetched input records, then process what their turn has come for."""
         for tp, batch in records.items():
-            if not batch:
+            fresh = self._fresh(tp, batch)
+            if not fresh:
                 continue
-            self._note_offsets(tp, batch)
             merge = self.merges.get(tp.partition)
             if merge is None:
                 max_wait = self.settings.merge_wait
                 merge = self.merges[tp.partition] = Merge(self.observations, self.labels, max_wait)
-            merge.add(tp.topic, ((record, record.timestamp) for record in batch))
+            merge.add(tp.topic, ((record, record.timestamp) for record in fresh))
         await self.run()
 
     async def run(self) -> None:
@@ -71,6 +74,9 @@ class Intake:
         if not self.app.consumer.flow_active:
             return  # a rebalance is under way: what is buffered waits, or is sought again
         async with self.lock:
+            if self.rewind:  # a checkpoint failed outside a rebalance
+                inputs = (self.observations, self.labels)
+                self.on_resumed(await resume_from_committed(self.app.consumer, inputs))
             now = time.monotonic()
             for partition, merge in self.merges.items():
                 if merge:
@@ -96,6 +102,8 @@ class Intake:
                     )
                 )  # fmt: skip
             self.checkpoint.record(TP(message.topic, partition), message.offset)
+            if self.checkpoint.count >= self.checkpoint.records and not await self._checkpoint():
+                return  # refused: everything was dropped, and is read again
 
     def _caught_up(self, partition: int) -> Any:
         """Whether a topic's partition holds nothing we have not fetched, as of a fetch made
@@ -115,8 +123,15 @@ class Intake:
 
         return caught_up
 
-    def _note_offsets(self, tp: TP, batch: list) -> None:
-        """Remember where the partition is, and count records the consumer never delivered."""
+    def _fresh(self, tp: TP, batch: list) -> list:
+        """The records of `batch` not delivered before, and a count of any never delivered.
+
+        Faust seeks the inputs to their commits once more after a rebalance, while the intake
+        may already be past them: what comes again is dropped here, as Faust's read filter did.
+        """
+        expected = self.next_offset.get(tp)
+        if batch and expected is not None and batch[0].offset < expected:
+            batch = [record for record in batch if record.offset >= expected]
         for record in batch:
             hole = self.holes.seen(tp, record.offset)
             if hole is not None:
@@ -127,16 +142,21 @@ class Intake:
                     *hole,
                     tp,
                 )
-        self.next_offset[tp] = batch[-1].offset + 1
+        if batch:
+            self.next_offset[tp] = batch[-1].offset + 1
+        return batch
 
     async def _checkpoint(self) -> bool:
+        """A checkpoint; if it fails, everything since the last one is dropped and read again."""
         store = self.table.data
-        done = await self.checkpoint.commit(
-            self._send_changelog, self.app.consumer._commit, store._db_for_partition,
-            store.offset_key,
-        )  # fmt: skip
+        try:
+            done = await self.checkpoint.commit(
+                self._send_changelog, self._commit, store._db_for_partition, store.offset_key
+            )
+        except (KafkaError, ProducerSendError) as error:  # a delivery failed after retries
+            log.warning("checkpoint failed (%r): its records are read again", error)
+            done = False
         if not done:
-            log.warning("checkpoint not committed (a rebalance began): its records are read again")
             self._forget()
         return done
 
@@ -146,36 +166,33 @@ class Intake:
         topic = self.table.changelog_topic.get_topic_name()
         return await self.app.producer.send(topic, key, value, partition, None, headers)
 
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        return await commit_inputs(self.app.consumer, offsets)
+
     def _load(self, partition: int, key: bytes) -> bytes | None:
         return self.table.data._db_for_partition(partition).get(key)
 
     def _forget(self) -> None:
-        """Drop everything not checkpointed; the records behind it are read again."""
+        """Drop everything not checkpointed, and go back to the commits to read it again
+        (a rebalance does that anyway; without one, the next `run` does)."""
         self.states.drop()
         self.checkpoint.forget()
         for merge in self.merges.values():
             merge.clear()
+        self.rewind = True
 
     async def on_revoked(self, revoked: set[int]) -> None:
         """Partitions are about to move: checkpoint what can be, then forget the `revoked`
         ones (everything, if the checkpoint failed: then its records are read again)."""
         async with self.lock:
-            done = True
-            if self.checkpoint.count or self.checkpoint.sent:
-                try:
-                    done = await self._checkpoint()
-                except Exception as error:  # a broker that went away: read it all again
-                    log.warning("checkpoint before the rebalance failed: %r", error)
-                    done = False
-            if done:
+            if not (self.checkpoint.count or self.checkpoint.sent) or await self._checkpoint():
                 self.states.drop(revoked)
-            else:
-                self._forget()
             for merge in self.merges.values():
                 merge.clear()
 
     def on_resumed(self, resume: Mapping[TP, int]) -> None:
         """Input partitions were sought to `resume`: what is buffered comes again."""
+        self.rewind = False
         for merge in self.merges.values():
             merge.clear()
         self.next_offset = dict(resume)

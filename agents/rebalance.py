@@ -13,6 +13,8 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
 from faust.types import TP, ConsumerT
 
 log = logging.getLogger("streamlearn")
@@ -98,6 +100,28 @@ async def committed_inputs(
         return committed
 
     return await thread.call_thread(fetch)
+
+
+async def commit_inputs(consumer: ConsumerT, offsets: Mapping[TP, int]) -> bool:
+    """Commit exactly `offsets`, or nothing: False when the group refuses (a rebalance began,
+    or a partition is no longer this worker's). Faust's own commit quietly leaves out the
+    partitions it no longer owns and still reports success; the checkpoint must know."""
+    thread = consumer._thread
+    client = thread._ensure_consumer()
+    request = {
+        TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(offset, "")
+        for tp, offset in offsets.items()
+    }
+
+    async def commit() -> bool:
+        try:
+            await client.commit(request)
+        except KafkaError as error:
+            log.warning("commit refused (%r): the records behind it are read again", error)
+            return False
+        return True
+
+    return await thread.call_thread(commit)
 
 
 class Holes:

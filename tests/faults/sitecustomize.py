@@ -8,6 +8,10 @@ record waits in an agent's queue (or after that many seconds), and Faust goes on
 flow without letting the agent run first: a slow broker reply can end the seek at that moment,
 and the agent can be busy.
 
+`STREAMLEARN_TEST_CRASH_BEFORE_COMMIT=<n>`: the worker kills itself with SIGKILL in its n-th
+checkpoint, after its changelog writes and outputs are acknowledged and before the input offsets
+are committed.
+
 `STREAMLEARN_TEST_FETCH_WHILE_PAUSED=1`: a fetch is always waiting, as one that started just
 before a rebalance paused every partition does, and every seek returns only once aiokafka has
 fetched from where it sought (or after 2 s), as a busy event loop lets it. Whatever that fetch
@@ -95,3 +99,29 @@ if os.environ.get("STREAMLEARN_TEST_FETCH_WHILE_PAUSED"):
     Consumer._wait_next_records = always_wait_for_records
     AIOKafkaConsumerThread._fetch_records = fetch_records_even_when_the_flow_stopped
     AIOKafkaConsumerThread.seek_wait = seek_then_let_a_fetch_arrive
+
+
+crash_at = os.environ.get("STREAMLEARN_TEST_CRASH_BEFORE_COMMIT")
+if crash_at:
+    import logging
+    import signal
+
+    from aiokafka import AIOKafkaConsumer
+
+    commit = AIOKafkaConsumer.commit
+    commits = [0]
+
+    async def commit_or_die(self, *args, **kwargs):
+        # Only the checkpoint commits input offsets (agents/checkpoint.py, step 3): by now its
+        # changelog records and outputs are acknowledged by the broker, and nothing is committed.
+        commits[0] += 1
+        if commits[0] == int(crash_at):
+            logging.getLogger("streamlearn").warning(
+                "fault injected: SIGKILL after checkpoint %d's changelog writes, before its commit",
+                commits[0],
+            )
+            logging.shutdown()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return await commit(self, *args, **kwargs)
+
+    AIOKafkaConsumer.commit = commit_or_die

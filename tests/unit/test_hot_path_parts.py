@@ -1,0 +1,57 @@
+"""The pure parts of the hot path: the merge of a partition's two topics, and live states."""
+
+from __future__ import annotations
+
+from streamlearn.core import Learner
+from streamlearn.events import Observation
+from streamlearn.merge import Merge
+from streamlearn.models import load_factory
+from streamlearn.state import PartitionStates, dumps_state
+
+
+def test_a_head_record_waits_for_the_other_topic_until_it_is_caught_up_since_its_time():
+    merge = Merge("obs", "labels", max_wait=10.0)
+    merge.add("obs", [("o1", 100)])
+    polled = {"labels": 99}  # the labels were last fetched before o1 was written
+
+    def ready() -> list:
+        return [r for r, _ in merge.ready(lambda t, since: polled[t] >= since, now=0.0)]
+
+    assert ready() == []  # a label written before o1 could still come
+    merge.add("labels", [("l0", 90)])
+    assert ready() == ["l0"]  # it came; o1 waits again for a fetch after its own time
+    polled["labels"] = 100
+    assert ready() == ["o1"]
+
+
+def test_a_head_record_goes_after_max_wait_and_ties_put_observations_first():
+    merge = Merge("obs", "labels", max_wait=0.5)
+    merge.add("labels", [("l1", 5)])
+
+    def never(topic: str, since: float) -> bool:
+        return False
+
+    assert list(merge.ready(never, now=1.0)) == []
+    assert [r for r, _ in merge.ready(never, now=1.6)] == ["l1"]
+    merge.add("labels", [("l2", 7)])
+    merge.add("obs", [("o2", 7)])
+    # equal times: the observation first; then l2 alone waits for the observations again
+    assert [r for r, _ in merge.ready(never, now=2.0)] == ["o2"]
+    merge.clear()
+    assert len(merge) == 0
+
+
+def test_live_states_load_once_and_only_clean_ones_are_evicted():
+    learner = Learner(load_factory("linear-regression"), "lr")
+    stored = learner.new_state()
+    learner.observe(stored, "a", Observation(1, {"v": 1.0}, 0.0))
+    loads = []
+    states = PartitionStates(lambda key: loads.append(key) or dumps_state(stored), size=1)
+    assert states.get(b"a").pending.keys() == {1} and states.get(b"a") is states.get(b"a")
+    assert loads == [b"a"]  # unpickled once, then kept live
+    states.put(b"b", learner.new_state())
+    states.put(b"c", learner.new_state())
+    assert set(states.live) == {b"a", b"b", b"c"}  # b and c are not written yet: kept
+    assert dict(states.changed()).keys() == {b"b", b"c"}
+    states.checkpointed()
+    assert list(states.live) == [b"c"] and not states.dirty  # the least recent went first
