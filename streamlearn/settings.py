@@ -45,7 +45,7 @@ class Settings:
     standby_replicas: int = 0  # Faust defaults to 1: see README "Scaling out" for why not here
     session_timeout: float = 30.0
     cache_size: int = 10_000  # live key states kept per partition beyond the unwritten ones
-    checkpoint_interval: float = 1.0  # seconds between checkpoints (agents/checkpoint.py) ...
+    checkpoint_interval: float = 5.0  # seconds between checkpoints (agents/checkpoint.py) ...
     checkpoint_records: int = 20_000  # ... or records processed, whichever comes first
     merge_wait: float = 0.5  # how long a record waits for the other input topic (merge.py)
     log_interval: float = 10.0
