@@ -65,7 +65,6 @@ class Checkpoint:
         self.sent: list[asyncio.Future] = []  # deliveries to confirm before committing
         self.count = 0
         self.started = time.monotonic()
-        self.seconds = 0.0  # time spent in the last checkpoint, for the logs and metrics
 
     def record(self, tp: object, offset: int) -> None:
         """Note that the input record at `offset` of `tp` has been processed."""
@@ -88,7 +87,6 @@ class Checkpoint:
         self, send_changelog: Send, commit: Commit, db_for: Callable[[int], object], key: bytes
     ) -> bool:
         """Steps 1-4 above; False when the commit was refused (a rebalance began)."""
-        started = time.monotonic()
         written: dict[int, list[tuple[bytes, bytes]]] = {}
         changelog: dict[int, list[asyncio.Future]] = {}
         for partition, states in self.states.partitions.items():
@@ -112,5 +110,4 @@ class Checkpoint:
         for states in self.states.partitions.values():
             states.checkpointed()
         self.forget()
-        self.seconds = time.monotonic() - started
         return True

@@ -33,9 +33,3 @@ class States:
         records after the last checkpoint are read again and rebuild them."""
         for partition in list(self.partitions) if partitions is None else partitions:
             self.partitions.pop(partition, None)
-
-    def dirty(self) -> int:
-        return sum(len(states.dirty) for states in self.partitions.values())
-
-    def keys(self) -> int:
-        return sum(len(states.live) for states in self.partitions.values())
