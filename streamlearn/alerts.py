@@ -29,13 +29,13 @@ def alerts(
     if featureless := new("no_features"):
         lines.append(
             f"{featureless} observations had no feature the model can use (it keeps only"
-            f" numbers; e.g. {examples.get('no-features', '?')}): its predictions ignore them."
+            f" numbers; e.g. {examples.get('no_features', '?')}): its predictions ignore them."
             " Add numeric features or pick a model for these columns (--model m5, bikes, or yours)"
         )
     if mixed := new("mixed_time"):
         lines.append(
             f'{mixed} events had no "ts" on keys whose events carry one, or the reverse'
-            f" (e.g. {examples.get('mixed-time', '?')}): each was given its key's latest"
+            f" (e.g. {examples.get('mixed_time', '?')}): each was given its key's latest"
             ' observation time. Send "ts" in every event or in none'
         )
     if consumed and (duplicates := new("duplicate")) * 2 > consumed:

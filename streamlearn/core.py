@@ -44,9 +44,9 @@ from streamlearn.models import feature_check, is_classifier, learn, predict
 DEFAULT_HORIZON = 7 * 24 * 3600.0  # seconds of event time a pending entry waits for its match
 DEFAULT_MAX_PENDING = 1000  # per key and per kind, whatever the horizon: state stays bounded
 WARNINGS = {
-    "mixed-time": 'an event without "ts" on a key whose events carry one, or the reverse:'
+    "mixed_time": 'an event without "ts" on a key whose events carry one, or the reverse:'
     " given the key's latest observation time",
-    "no-features": "an observation with no feature the model can use (it keeps only numbers)",
+    "no_features": "an observation with no feature the model can use (it keeps only numbers)",
 }
 
 JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
@@ -184,7 +184,7 @@ class Learner:
         if label.id in state.learned or label.id in state.early:
             return Step("duplicate")
         ts, mixed = self._event_time(state, label.ts, label.timed)
-        warnings = ("mixed-time",) if mixed else ()
+        warnings = ("mixed_time",) if mixed else ()
         pending = state.pending.pop(label.id, None)
         if label.x is None and pending is None:
             state.early[label.id] = (label.y, ts)
@@ -237,9 +237,9 @@ class Learner:
         return expired
 
     def _warnings(self, mixed: bool, x: dict) -> tuple[str, ...]:
-        warnings = ("mixed-time",) if mixed else ()
+        warnings = ("mixed_time",) if mixed else ()
         if self.usable is not None and not self.usable(x):
-            warnings += ("no-features",)
+            warnings += ("no_features",)
         return warnings
 
 

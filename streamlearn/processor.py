@@ -80,7 +80,7 @@ class Counters:
             "learned": self.learned,
             "expired": self.expired,
             "skipped": self.skipped,
-            **{name.replace("-", "_"): count for name, count in self.warnings.items()},
+            **self.warnings,
         }
 
 

@@ -136,11 +136,11 @@ def test_an_event_without_ts_on_a_timed_key_takes_the_key_time(learner):
         learner.observe(state, "k", Observation(i, {"a": 1.0}, ts=float(i)))
     for i in (3, 4):  # two events stamped with the record time: a forgotten "ts"
         step = learner.observe(state, "k", Observation(i, {"a": 1.0}, ts=today, timed=False))
-        assert step.warnings == ("mixed-time",) and step.expired == 0
+        assert step.warnings == ("mixed_time",) and step.expired == 0
         assert state.pending[i].ts == 2.0  # the key's latest observation time, not today
     assert state.clock == 1.0
     step = learner.label(state, "k", Label(0, 1.0, ts=today, timed=False))
-    assert step.outcome == "joined" and step.warnings == ("mixed-time",)
+    assert step.outcome == "joined" and step.warnings == ("mixed_time",)
     assert learner.observe(state, "k", Observation(5, {"a": 1.0}, ts=3.0)).warnings == ()
 
 
@@ -148,13 +148,13 @@ def test_a_key_on_record_time_keeps_it(learner):
     state = learner.new_state()
     learner.observe(state, "k", Observation(0, {"a": 1.0}, ts=1000.0, timed=False))
     step = learner.observe(state, "k", Observation(1, {"a": 1.0}, ts=5.0))  # a stray "ts"
-    assert step.warnings == ("mixed-time",) and state.pending[1].ts == 1000.0
+    assert step.warnings == ("mixed_time",) and state.pending[1].ts == 1000.0
 
 
 def test_an_observation_without_a_usable_feature_is_flagged(learner):
     state = learner.new_state()
     step = learner.observe(state, "k", Observation(0, {"id": "A_1", "date": "2016-01-01"}, 0.0))
-    assert step.outcome == "predicted" and step.warnings == ("no-features",)
+    assert step.outcome == "predicted" and step.warnings == ("no_features",)
     assert learner.observe(state, "k", Observation(1, {"a": 1.0}, 1.0)).warnings == ()
     m5 = Learner(load_factory("m5"), "m5")  # a pipeline whose needs are not known: no check
     x = {"id": "A_1_001_CA_1", "date": "2016-01-01"}
