@@ -5,10 +5,10 @@ event object and an ack: about 140 µs per record before any work, and a full co
 records/s. The transport (agents/transport.py) gives the observations' and labels' records to
 `Intake.take` instead, batch by batch as aiokafka fetched them. Per partition they are merged
 into one deterministic order (streamlearn/merge.py), applied to states that live in memory
-(agents/states.py) by the same `Processor` replay runs, and their outputs are sent without
-waiting for each. The checkpoint (agents/checkpoint.py) then makes state and offsets durable
-together. Faust still runs the group, the assignor, the table and its recovery, and the
-rebalance fixes (agents/rebalance.py).
+(`PartitionStates`, streamlearn/state.py) by the same `Processor` replay runs, and their
+outputs are sent without waiting for each. The checkpoint (agents/checkpoint.py) then makes
+state and offsets durable together. Faust still runs the group, the assignor, the table and its
+recovery, and the rebalance fixes (agents/rebalance.py).
 """
 
 from __future__ import annotations
