@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from rocksdict import WriteBatch
 
+from agents.outbox import Outbox
 from agents.states import States
 from streamlearn.core import KeyState
 from streamlearn.state import dumps_state
@@ -37,7 +38,6 @@ from streamlearn.state import dumps_state
 log = logging.getLogger("streamlearn")
 OFFSETS_HEADER = "streamlearn-offsets"
 
-Send = Callable[[bytes, bytes, int, list], Awaitable[asyncio.Future]]
 Commit = Callable[[Mapping], Awaitable[bool]]
 
 
@@ -57,12 +57,12 @@ class Checkpoint:
     It is due every `interval` seconds or `records` records, whichever comes first.
     """
 
-    def __init__(self, states: States, interval: float, records: int) -> None:
+    def __init__(self, states: States, outbox: Outbox, interval: float, records: int) -> None:
         self.states = states
+        self.outbox = outbox  # holds the deliveries to confirm before committing
         self.interval = interval
         self.records = records
         self.processed: dict = {}  # input TP -> the next offset to read (what to commit)
-        self.sent: list[asyncio.Future] = []  # deliveries to confirm before committing
         self.count = 0
         self.started = time.monotonic()
 
@@ -71,32 +71,37 @@ class Checkpoint:
         self.processed[tp] = offset + 1
         self.count += 1
 
+    def pending(self) -> bool:
+        """Whether anything was processed or sent since the last checkpoint."""
+        return bool(self.count or self.outbox.sent or self.outbox.open)
+
     def due(self) -> bool:
-        if not self.count and not self.sent:
+        if not self.pending():
             return False
         return self.count >= self.records or time.monotonic() - self.started >= self.interval
 
     def forget(self) -> None:
         """Drop what is not yet checkpointed (partitions moved, or a commit failed)."""
         self.processed.clear()
-        self.sent.clear()
+        self.outbox.forget()
         self.count = 0
         self.started = time.monotonic()
 
     async def commit(
-        self, send_changelog: Send, commit: Commit, db_for: Callable[[int], object], key: bytes
+        self, changelog: str, commit: Commit, db_for: Callable[[int], object], key: bytes
     ) -> bool:
         """Steps 1-4 above; False when the commit was refused (a rebalance began)."""
         written: dict[int, list[tuple[bytes, bytes]]] = {}
-        changelog: dict[int, list[asyncio.Future]] = {}
         for partition, states in self.states.partitions.items():
             for state_key, state in states.changed():
                 value = dumps_state(state)
                 written.setdefault(partition, []).append((state_key, value))
                 headers = [(OFFSETS_HEADER, offsets_header(state))]
-                future = await send_changelog(state_key, value, partition, headers)
-                changelog.setdefault(partition, []).append(future)
-        await asyncio.gather(*self.sent, *(f for fs in changelog.values() for f in fs))
+                self.outbox.add(changelog, partition, state_key, value, None, headers)
+        await self.outbox.flush()
+        # Shielded: a cancelled gather cancels what it waits for, and these deliveries are
+        # still needed by the next checkpoint if this task is cancelled (a worker stopping).
+        await asyncio.shield(asyncio.gather(*self.outbox.sent))
         processed = dict(self.processed)
         if processed and not await commit(processed):
             return False
@@ -104,8 +109,7 @@ class Checkpoint:
             batch = WriteBatch(raw_mode=True)
             for state_key, value in values:
                 batch.put(state_key, value)
-            reached = max(future.result().offset for future in changelog[partition])
-            batch.put(key, str(reached).encode())
+            batch.put(key, str(self.outbox.reached(changelog, partition)).encode())
             db_for(partition).write(batch)
         for states in self.states.partitions.values():
             states.checkpointed()

@@ -24,6 +24,7 @@ from faust.exceptions import ProducerSendError
 from faust.types import TP
 
 from agents.checkpoint import Checkpoint
+from agents.outbox import Outbox
 from agents.rebalance import Holes, commit_inputs, resume_from_committed
 from agents.states import States
 from streamlearn.merge import Merge
@@ -43,14 +44,14 @@ class Intake:
         self.observations = settings.topics.observations
         self.labels = settings.topics.labels
         self.states = States(self._load, settings.cache_size)
-        self.checkpoint = Checkpoint(
-            self.states, settings.checkpoint_interval, settings.checkpoint_records
-        )
+        self.outbox: Outbox | None = None  # made once the producer has started
+        self.checkpoint: Checkpoint | None = None
         self.merges: dict[int, Merge] = {}
         self.next_offset: dict[TP, int] = {}  # per input partition: the next offset to fetch
         self.holes = Holes()
         self.lock = asyncio.Lock()  # one batch or one checkpoint at a time
         self.rewind = False  # go back to the commits before processing more
+        self.stopped = False  # after the last checkpoint: what still comes is left to be re-read
         self.table: Any = None  # the state table, set by the app
 
     def owns(self, tp: TP) -> bool:
@@ -58,6 +59,8 @@ class Intake:
 
     async def take(self, records: Mapping[TP, list]) -> None:
         """Buffer freshly fetched input records, then process what their turn has come for."""
+        if self.stopped:
+            return
         for tp, batch in records.items():
             fresh = self._fresh(tp, batch)
             if not fresh:
@@ -74,6 +77,8 @@ class Intake:
         if not self.app.consumer.flow_active:
             return  # a rebalance is under way: what is buffered waits, or is sought again
         async with self.lock:
+            if self.checkpoint is None:
+                await self._start()
             if self.rewind:  # a checkpoint failed outside a rebalance
                 inputs = (self.observations, self.labels)
                 self.on_resumed(await resume_from_committed(self.app.consumer, inputs))
@@ -81,13 +86,26 @@ class Intake:
             for partition, merge in self.merges.items():
                 if merge:
                     await self._process(partition, merge.ready(self._caught_up(partition), now))
+            await self.outbox.flush()
             if self.checkpoint.due():
                 await self._checkpoint()
 
+    async def _start(self) -> None:
+        """The outbox and checkpoint, on the producer Faust started; output partition counts."""
+        self.outbox = Outbox(self.app.producer._ensure_producer())
+        self.checkpoint = Checkpoint(
+            self.states,
+            self.outbox,
+            self.settings.checkpoint_interval,
+            self.settings.checkpoint_records,
+        )
+        topics = self.settings.topics
+        for topic in (topics.predictions, topics.dead_letters):
+            await self.outbox.partition_count(topic)
+
     async def _process(self, partition: int, ready: Any) -> None:
         states = self.states[partition]
-        send = self.app.producer.send
-        sent = self.checkpoint.sent
+        add, home = self.outbox.add, self.outbox.home
         process = self.processor.process
         for message, timestamp in ready:
             record = Record(
@@ -95,11 +113,13 @@ class Intake:
                 message.key, message.value,
             )  # fmt: skip
             for output in process(record, states):
-                sent.append(
-                    await send(
-                        output.topic, output.key, output.value, output.partition,
-                        output.timestamp, None,
-                    )
+                add(
+                    output.topic,
+                    home(output.topic, output.key) if output.partition is None
+                    else output.partition,
+                    output.key,
+                    output.value,
+                    None if output.timestamp is None else int(output.timestamp * 1000),
                 )  # fmt: skip
             self.checkpoint.record(TP(message.topic, partition), message.offset)
             if self.checkpoint.count >= self.checkpoint.records and not await self._checkpoint():
@@ -150,8 +170,9 @@ class Intake:
         """A checkpoint; if it fails, everything since the last one is dropped and read again."""
         store = self.table.data
         try:
+            changelog = self.table.changelog_topic.get_topic_name()
             done = await self.checkpoint.commit(
-                self._send_changelog, self._commit, store._db_for_partition, store.offset_key
+                changelog, self._commit, store._db_for_partition, store.offset_key
             )
         except (KafkaError, ProducerSendError) as error:  # a delivery failed after retries
             log.warning("checkpoint failed (%r): its records are read again", error)
@@ -159,12 +180,6 @@ class Intake:
         if not done:
             self._forget()
         return done
-
-    async def _send_changelog(
-        self, key: bytes, value: bytes, partition: int, headers: list
-    ) -> asyncio.Future:
-        topic = self.table.changelog_topic.get_topic_name()
-        return await self.app.producer.send(topic, key, value, partition, None, headers)
 
     async def _commit(self, offsets: Mapping[TP, int]) -> bool:
         return await commit_inputs(self.app.consumer, offsets)
@@ -185,7 +200,7 @@ class Intake:
         """Partitions are about to move: checkpoint what can be, then forget the `revoked`
         ones (everything, if the checkpoint failed: then its records are read again)."""
         async with self.lock:
-            if not (self.checkpoint.count or self.checkpoint.sent) or await self._checkpoint():
+            if self.checkpoint is None or not self.checkpoint.pending() or await self._checkpoint():
                 self.states.drop(revoked)
             for merge in self.merges.values():
                 merge.clear()
@@ -199,7 +214,9 @@ class Intake:
         self.holes.reset(resume)
 
     async def stop(self) -> None:
-        """A last checkpoint before the worker stops."""
+        """A last checkpoint before the worker stops; records fetched later are not processed
+        (the next owner reads them from the commit)."""
         async with self.lock:
-            if self.checkpoint.count or self.checkpoint.sent:
+            self.stopped = True
+            if self.checkpoint is not None and self.checkpoint.pending():
                 await self._checkpoint()

@@ -13,14 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
-from rocksdict import AccessType, Options, Rdict
 
 from streamlearn.broker import prepare_topics
 from streamlearn.local_kafka import free_port
 from streamlearn.settings import Topics
 from streamlearn.testing import WorkerProcess, unique
 
-FAUST_OFFSET_KEY = b"__faust\0offset__"  # each table partition's changelog offset, not a key
 Encoded = list[tuple[bool, bytes, bytes]]  # (is_observation, key, value), see Workload.encoded
 
 
@@ -142,20 +140,3 @@ def disk_bytes(directory: Path) -> int:
         for parent, _, names in os.walk(directory)
         for name in names
     )
-
-
-def stored_states(directory: Path) -> tuple[int, int]:
-    """`(keys, value bytes)` over the RocksDB table partitions a stopped worker left behind."""
-    keys = size = 0
-    for path in sorted(directory.rglob("*.db")):
-        if not (path / "CURRENT").exists():
-            continue
-        db = Rdict(str(path), Options(raw_mode=True), access_type=AccessType.read_only())
-        try:
-            for key, value in db.items():
-                if key != FAUST_OFFSET_KEY:
-                    keys += 1
-                    size += len(value)
-        finally:
-            db.close()
-    return keys, size

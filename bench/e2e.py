@@ -16,8 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.cluster import WorkerPool, disk_bytes, proc_status, stored_states
+from bench.cluster import WorkerPool, disk_bytes, proc_status
 from streamlearn.settings import Topics
+from streamlearn.testing import stored_states
 
 POLL_SECONDS = 0.05
 STALL_SECONDS = 30.0  # no record consumed for this long: stalled (a healthy rebalance takes <10)

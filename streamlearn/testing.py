@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
+from rocksdict import AccessType, Options, Rdict
 
 from streamlearn.broker import admin, partition_counts
 from streamlearn.errors import StreamlearnError
@@ -27,6 +28,7 @@ from streamlearn.produce import Stamps
 from streamlearn.settings import Topics
 
 READY_LINE = "streamlearn worker ready"
+FAUST_OFFSET_KEY = b"__faust\0offset__"  # each table partition's changelog offset, not a key
 
 
 def unique(prefix: str) -> str:
@@ -230,3 +232,20 @@ async def group_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
     finally:
         await consumer.stop()
     return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in partitions)
+
+
+def stored_states(directory: Path) -> tuple[int, int]:
+    """`(keys, value bytes)` over the RocksDB table partitions a stopped worker left behind."""
+    keys = size = 0
+    for path in sorted(directory.rglob("*.db")):
+        if not (path / "CURRENT").exists():
+            continue
+        db = Rdict(str(path), Options(raw_mode=True), access_type=AccessType.read_only())
+        try:
+            for key, value in db.items():
+                if key != FAUST_OFFSET_KEY:
+                    keys += 1
+                    size += len(value)
+        finally:
+            db.close()
+    return keys, size

@@ -12,7 +12,9 @@ import shutil
 
 import pytest
 
-from streamlearn.testing import TopicReader, until
+from bench.cluster import produce_backlog
+from bench.workload import make_workload
+from streamlearn.testing import TopicReader, stored_states, until
 from tests.integration.conftest import with_faults
 from tests.integration.test_scale_out import (
     check_end_state,
@@ -69,3 +71,17 @@ async def test_a_crash_with_checkpoints_hours_apart_reads_everything_again(
         values = reader.values()
     check_end_state(probes, reference())
     check_one_prediction_per_observation(values)
+
+
+async def test_a_clean_stop_checkpoints_every_key_into_the_local_store(
+    kafka_bootstrap, topics, workers
+):
+    # Faust closes the tables' RocksDB, and may cancel a checkpoint under way, before its
+    # shutdown signal: the last checkpoint is taken before that, while everything still runs.
+    workload = make_workload("linear-regression", keys=1000, pairs=20_000, label_delay=10)
+    worker = workers.start()
+    await produce_backlog(kafka_bootstrap, topics, workload.encoded())
+    await until(lambda: worker.counters()["learned"] == workload.pairs, 60)
+    assert await asyncio.to_thread(worker.stop, 15) == 0
+    assert stored_states(worker.data_dir)[0] == workload.keys
+    await workers.drained(timeout=10)  # and the offsets they cover were committed
