@@ -58,6 +58,12 @@ def probe_x(key: str) -> dict:
     return {"key": key, "a": 2.0, "b": 3.0}
 
 
+def probe_events(probe_id: str = "probe") -> list[tuple[str, str, dict]]:
+    """One probe observation per key, as `(kind, key, value)` like `stream()`."""
+    return [("observation", f"key-{k}", {"id": probe_id, "x": probe_x(f"key-{k}")})
+            for k in range(KEYS)]  # fmt: skip
+
+
 def send(bootstrap: str, topics: Topics, events) -> int:
     """Produce `(kind, key, value)` events to their topics, in order."""
     records = [
@@ -71,9 +77,7 @@ async def probe_all(
     bootstrap: str, topics: Topics, reader: TopicReader, probe_id: str = "probe"
 ) -> dict[str, dict]:
     """Every key's prediction for the same probe features (an observation nobody labels)."""
-    probes = [(topics.observations, f"key-{k}", {"id": probe_id, "x": probe_x(f"key-{k}")})
-              for k in range(KEYS)]  # fmt: skip
-    await produce(bootstrap, probes)
+    await asyncio.to_thread(send, bootstrap, topics, probe_events(probe_id))
     marker = f'"id":"{probe_id}"'.encode()
     await reader.wait_until(lambda rs: sum(marker in r.value for r in rs) >= KEYS, 120)
     return {v["key"]: v for v in reader.values() if v["id"] == probe_id}
