@@ -44,6 +44,7 @@ from bench.workload import FEATURES, make_workload
 from streamlearn.audit import Audit, audit
 from streamlearn.local_kafka import free_port, kafka_for
 from streamlearn.models import load_factory
+from streamlearn.options import compose
 from streamlearn.settings import Topics
 from streamlearn.testing import WorkerProcess, group_lag, produce, unique, until
 
@@ -298,51 +299,33 @@ def _quantile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else math.nan
 
 
+def flag(name: str, *decls: str, **kwargs: Any) -> Any:
+    """A click option that shows its default in `--help`."""
+    return click.option(name, *decls, show_default=True, **kwargs)
+
+
+flags = compose(
+    flag("--duration", type=click.FloatRange(30), default=Options.duration,
+         help="Seconds of event flow (and of kills)."),
+    flag("--workers", type=click.IntRange(1), default=Options.workers),
+    flag("--partitions", type=click.IntRange(1), default=Options.partitions),
+    flag("--keys", type=click.IntRange(1), default=Options.keys),
+    flag("--rate", type=click.FloatRange(1), default=Options.rate,
+         help="Pairs (an observation and its label) per second."),
+    flag("--static/--dynamic", default=Options.static,
+         help="Static group membership: each worker keeps an --instance-id."),
+    flag("--session-timeout", type=click.FloatRange(6, 300), default=Options.session_timeout),
+    flag("--seed", type=int, default=Options.seed),
+    flag("--broker", default=None, help="Use the Kafka at HOST:PORT instead of starting one."),
+    flag("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+         help="Write the figures and the audit to this file."),
+    flag("--keep", type=click.Path(file_okay=False, path_type=Path), default=None,
+         help="Keep the workers' data dirs and logs here (default: a temporary dir)."),
+)  # fmt: skip
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--duration",
-    type=click.FloatRange(30),
-    default=Options.duration,
-    show_default=True,
-    help="Seconds of event flow (and of kills).",
-)
-@click.option("--workers", type=click.IntRange(1), default=Options.workers, show_default=True)
-@click.option("--partitions", type=click.IntRange(1), default=Options.partitions, show_default=True)
-@click.option("--keys", type=click.IntRange(1), default=Options.keys, show_default=True)
-@click.option(
-    "--rate",
-    type=click.FloatRange(1),
-    default=Options.rate,
-    show_default=True,
-    help="Pairs (an observation and its label) per second.",
-)
-@click.option(
-    "--static/--dynamic",
-    default=Options.static,
-    show_default=True,
-    help="Static group membership: each worker keeps an --instance-id.",
-)
-@click.option(
-    "--session-timeout",
-    type=click.FloatRange(6, 300),
-    default=Options.session_timeout,
-    show_default=True,
-)
-@click.option("--seed", type=int, default=Options.seed, show_default=True)
-@click.option("--broker", default=None, help="Use the Kafka at HOST:PORT instead of starting one.")
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write the figures and the audit to this file.",
-)
-@click.option(
-    "--keep",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Keep the workers' data dirs and logs here (default: a temporary dir).",
-)
+@flags
 def main(broker: str | None, json_path: Path | None, keep: Path | None, **flags: Any) -> None:
     """The operator's kill loop: workers killed and restarted while events flow, then checked."""
     options = Options(**flags)
