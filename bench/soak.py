@@ -248,7 +248,8 @@ def figures(run: Run, options: Options) -> dict[str, Any]:
     key_stalled: dict[str, set[int]] = defaultdict(set)
     for key, sent, answered in waits:
         # whole seconds of the flow this observation waited through
-        for second in range(math.ceil(sent - start), min(seconds, int(answered - start))):
+        last = seconds if answered == math.inf else min(seconds, int(answered - start))
+        for second in range(math.ceil(sent - start), last):
             key_stalled[key].add(second)
     active = {int(arrived - start) for arrived, _ in run.arrivals}
     waiting = set().union(*key_stalled.values()) if key_stalled else set()
