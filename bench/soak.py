@@ -332,7 +332,7 @@ def main(broker: str | None, json_path: Path | None, keep: Path | None, **flags:
     options = Options(**flags)
     console = Console(highlight=False)
     previous = signal.signal(signal.SIGTERM, _interrupt)
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    load = [round(x, 2) for x in os.getloadavg()]
     console.print(f"soak: {options}\nload average at start: {load}")
     try:
         with contextlib.ExitStack() as stack:
@@ -346,6 +346,7 @@ def main(broker: str | None, json_path: Path | None, keep: Path | None, **flags:
     finally:
         signal.signal(signal.SIGTERM, previous)
     numbers = figures(run, options)
+    numbers["load_average"] = {"start": load, "end": [round(x, 2) for x in os.getloadavg()]}
     console.print(result.summary())
     for line in result.problems():
         console.print(f"  [red]{line}[/]")
