@@ -182,14 +182,15 @@ async def soak(bootstrap: str, root: Path, options: Options, say: Any) -> tuple[
     pairs = int(options.rate * options.duration)
     workload = make_workload(MODEL, options.keys, pairs, options.label_delay)
     run, team = Run(), Team(bootstrap, topics, root, options)
+    consumer = await predictions_consumer(Target(bootstrap, topics, MODEL, options.partitions))
+    tasks: list[asyncio.Task] = []
     try:
         say(f"starting {options.workers} workers ({team.describe()})")
         await asyncio.gather(*(team.start(name) for name in team.workers))
-        consumer = await predictions_consumer(Target(bootstrap, topics, MODEL, options.partitions))
         stop_reading, stop_chaos = asyncio.Event(), asyncio.Event()
         reading = asyncio.create_task(read(consumer, run, stop_reading))
         killing = asyncio.create_task(chaos(team, run, rng, stop_chaos))
-        progress = asyncio.create_task(report_progress(team, run, pairs, say))
+        tasks = [reading, killing, asyncio.create_task(report_progress(team, run, pairs, say))]
         started = time.perf_counter()
         await send_paced(bootstrap, topics, workload.encoded(), options.rate, run.sent)
         run.flow = (started, time.perf_counter())
@@ -202,13 +203,14 @@ async def soak(bootstrap: str, root: Path, options: Options, say: Any) -> tuple[
                   for k in range(workload.keys)]  # fmt: skip
         await produce(bootstrap, probes)
         answered = lambda: sum(v["id"] == "probe" for _, v in run.arrivals)  # noqa: E731
-        await until(lambda: answered() >= len(probes), 120)
+        await until(lambda: answered() >= len(probes), 120, interval=0.5)
         stop_reading.set()
         await reading
-        progress.cancel()
-        await consumer.stop()
     finally:
+        for task in tasks:  # done already, unless interrupted
+            task.cancel()
         team.stop()  # also when interrupted: the tasks still restarting are cancelled after it
+        await consumer.stop()
     events = [(e.kind, e.key, e.value) for e in workload.events]
     events += [("observation", key, value) for _, key, value in probes]
     values = [value for _, value in run.arrivals]
