@@ -220,3 +220,26 @@ async def test_workers_launched_together_share_a_backlog(
     counters = [w.counters() for w in team]
     assert all(c["consumed"] > 0 for c in counters)  # both worked
     assert sum(c["predicted"] for c in counters) == pairs
+
+
+async def test_a_static_member_restarted_after_a_kill_takes_back_its_partitions_alone(
+    kafka_bootstrap, topics, workers
+):
+    """With `--instance-id` (KIP-345) a SIGKILLed worker restarted within its session gets its
+    own partitions back and the other worker never stops for a rebalance."""
+    team = [workers.start(n, extra_args=("--instance-id", n, "--session-timeout", "30"))
+            for n in ("w1", "w2")]  # fmt: skip
+    w1, w2 = team
+    await until(lambda: all("tables recovered" in w.log() for w in team), 60)
+    rebalances_before = w1.log().count("rebalance: now")
+    owned = w2.log().split("rebalance: now")[-1].split(";")[0]  # e.g. " 4 partitions [1, 3, 5, 7]"
+    assert w2.kill() == -9
+    w2.start(timeout=25)  # well within the 30 s session: no expiry, no rebalance
+    assert f"rebalance: now{owned}; gained" in w2.log()
+    async with TopicReader(kafka_bootstrap, topics.predictions) as reader:
+        await asyncio.to_thread(send, kafka_bootstrap, topics, stream())
+        await workers.drained()
+        probes = await probe_all(kafka_bootstrap, topics, reader)
+    check_end_state(probes, reference())
+    assert w1.log().count("rebalance: now") == rebalances_before  # w1 never stopped
+    assert w2.counters()["predicted"] > 0
