@@ -80,6 +80,7 @@ def create_app(settings: Settings) -> faust.App:
         table_standby_replicas=settings.standby_replicas,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.session_timeout / 10,
+        consumer_group_instance_id=settings.instance_id,
         web_port=settings.web_port,
         web_bind=settings.web_host,  # Faust binds 0.0.0.0 unless told
         web_host=settings.web_host,

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.cluster import Encoded, WorkerPool, fresh_topics, proc_status, producer
 from bench.e2e import Target
+from streamlearn.produce import Stamps
 from streamlearn.settings import Topics
 
 
@@ -54,17 +55,17 @@ async def _paced(target: Target, records: Encoded, rate_pps: float) -> list[floa
     """Send at the pace and collect one latency sample (ms) per observation."""
     sent: dict[tuple[bytes, int], float] = {}
     expected = sum(1 for is_observation, _, _ in records if is_observation)
-    consumer = await _predictions_consumer(target)
+    consumer = await predictions_consumer(target)
     reading = asyncio.create_task(_arrivals(consumer, sent, expected))
     try:
-        await _send_paced(target.bootstrap, target.topics, records, rate_pps, sent)
+        await send_paced(target.bootstrap, target.topics, records, rate_pps, sent)
         return await asyncio.wait_for(reading, timeout=30 + expected / rate_pps)
     finally:
         reading.cancel()
         await consumer.stop()
 
 
-async def _predictions_consumer(target: Target) -> AIOKafkaConsumer:
+async def predictions_consumer(target: Target) -> AIOKafkaConsumer:
     """A consumer assigned every partition of the (empty) predictions topic from offset 0."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=target.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100
@@ -78,16 +79,21 @@ async def _predictions_consumer(target: Target) -> AIOKafkaConsumer:
     return consumer
 
 
-async def _send_paced(
+async def send_paced(
     bootstrap: str,
     topics: Topics,
     records: Encoded,
     rate_pps: float,
     sent: dict[tuple[bytes, int], float],
 ) -> None:
-    """Send each record at its slot (two events per pair), noting observations' send times."""
+    """Send each record at its slot (two events per pair), noting observations' send times.
+
+    Records are stamped with increasing milliseconds, as `streamlearn produce` stamps them, so
+    the worker's merge of the two topics applies them in the order they were sent.
+    """
     client = producer(bootstrap, linger_ms=0)
     await client.start()
+    stamps = Stamps()
     try:
         interval = 1 / (2 * rate_pps)
         started = time.perf_counter()
@@ -97,9 +103,8 @@ async def _send_paced(
                 await asyncio.sleep(ahead)
             if is_observation:
                 sent[key, orjson.loads(value)["id"]] = time.perf_counter()
-                await client.send(topics.observations, key=key, value=value)
-            else:
-                await client.send(topics.labels, key=key, value=value)
+            topic = topics.observations if is_observation else topics.labels
+            await client.send(topic, key=key, value=value, timestamp_ms=stamps.next())
         await client.flush()
     finally:
         await client.stop()

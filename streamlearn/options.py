@@ -73,6 +73,10 @@ app_options = compose(
             help="Standby copies of each table partition on other workers (see README)."),
     option("--session-timeout", type=click.FloatRange(6, 300), default=Settings.session_timeout,
             help="Seconds before a silent worker's partitions go to the others."),
+    option("--instance-id", default=None,
+           help="Static group membership: a name unique to this worker that it keeps across"
+                " restarts; restarted within --session-timeout, it gets its partitions back"
+                " with no rebalance (see README) [default: none, dynamic membership]."),
     option("--checkpoint-interval", type=click.FloatRange(0.01),
            default=Settings.checkpoint_interval,
            help="Seconds between checkpoints of state and input offsets (see README)."),
@@ -112,6 +116,7 @@ def settings_from(params: dict[str, Any]) -> Settings:
         max_event_bytes=params["max_event_bytes"],
         standby_replicas=params["standby_replicas"],
         session_timeout=params["session_timeout"],
+        instance_id=params["instance_id"] or None,
         cache_size=params["cache_keys"],
         checkpoint_interval=params["checkpoint_interval"],
         checkpoint_records=params["checkpoint_records"],

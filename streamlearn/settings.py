@@ -44,6 +44,7 @@ class Settings:
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     standby_replicas: int = 0  # Faust defaults to 1: see README "Scaling out" for why not here
     session_timeout: float = 30.0
+    instance_id: str | None = None  # static group membership (KIP-345): see README "Scaling out"
     cache_size: int = 10_000  # live key states kept per partition beyond the unwritten ones
     checkpoint_interval: float = 5.0  # seconds between checkpoints (agents/checkpoint.py) ...
     checkpoint_records: int = 20_000  # ... or records processed, whichever comes first

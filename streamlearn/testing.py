@@ -69,6 +69,14 @@ class WorkerProcess:
 
     def start(self, timeout: float = 90.0) -> WorkerProcess:
         """Start the worker and wait until it logs that it is ready (after table recovery)."""
+        self.launch()
+        wait_for(lambda: self.ready() or not self.running(), timeout)
+        if not self.running():
+            raise StreamlearnError(f"worker exited early: {self.log()[-3000:]}")
+        return self
+
+    def launch(self) -> None:
+        """Start the worker process without waiting for it (a soak may kill it while it starts)."""
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
@@ -76,10 +84,14 @@ class WorkerProcess:
                 self.args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=self.env, start_new_session=True,
             )  # fmt: skip
-        wait_for(lambda: READY_LINE in self.log() or self.process.poll() is not None, timeout)
-        if self.process.poll() is not None:
-            raise StreamlearnError(f"worker exited early: {self.log()[-3000:]}")
-        return self
+
+    def running(self) -> bool:
+        """Whether the worker's process is alive."""
+        return self.process is not None and self.process.poll() is None
+
+    def ready(self) -> bool:
+        """Whether this run of the worker has logged that it is ready."""
+        return READY_LINE in self.log()
 
     def log(self) -> str:
         """What this run of the worker has logged so far."""

@@ -52,3 +52,19 @@ def test_quick_run_writes_every_figure(kafka_bootstrap, tmp_path):
 
 def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def test_a_short_soak_kills_a_worker_and_audits_every_prediction(kafka_bootstrap, tmp_path):
+    """`python -m bench.soak` cannot rot: 30 s of flow, one kill or stop (seed 18: at 17.7 s)."""
+    out = tmp_path / "soak.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.soak", "--duration", "30", "--keys", "10", "--rate", "50",
+         "--broker", kafka_bootstrap, "--json", out],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+        timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    figures = orjson.loads(out.read_bytes())
+    assert figures["problems"] == [] and "1,510 observations" in figures["audit"]
+    assert figures["sigkills"] + figures["sigterms"] == 1 and figures["restarts_ready"] == 1
+    assert figures["paused_pct"] < 25 and figures["ready_max_s"] > 0

@@ -85,3 +85,38 @@ async def test_a_clean_stop_checkpoints_every_key_into_the_local_store(
     assert await asyncio.to_thread(worker.stop, 15) == 0
     assert stored_states(worker.data_dir)[0] == workload.keys
     await workers.drained(timeout=10)  # and the offsets they cover were committed
+
+
+async def test_a_key_not_written_again_after_a_crash_keeps_every_learn_when_its_partition_moves(
+    kafka_bootstrap, topics, workers
+):
+    """The issue's untested case: state applied before a SIGKILL, no event for its keys after
+    the restart, then their partitions move. Had the local RocksDB kept state the changelog
+    lacked, the restart would have resumed from it, nothing would have written those keys
+    again, and the new owner would rebuild them from the changelog short of learns."""
+    events = stream()
+    half = len(events) // 2
+    labels_after_half = sum(kind == "label" for kind, _, _ in events[half:])
+    hours = ("--checkpoint-interval", "36000", "--checkpoint-records", "1000000000")
+    w1 = workers.make("w1", extra_args=(*hours, "--session-timeout", "8"))
+    w1.start()
+    await asyncio.to_thread(send, kafka_bootstrap, topics, events[:half])
+    await until(lambda: w1.counters()["consumed"] == half, 60)
+    assert w1.stop() == 0  # its last checkpoint: the first half is durable everywhere
+    w1.start()
+    await asyncio.to_thread(send, kafka_bootstrap, topics, events[half:])
+    await until(lambda: w1.counters()["consumed"] == len(events) - half, 60)
+    w1.kill()  # the second half is applied in memory, in no checkpoint
+    w1.start()  # the same data dir; no event is sent from here on
+    await until(lambda: w1.counters()["consumed"] == len(events) - half, 60)
+    # Resumed from the checkpoint, not from anything newer: the second half learned again.
+    assert w1.counters()["learned"] == labels_after_half
+    assert w1.counters()["redelivered"] == 0
+    assert w1.stop() == 0  # w1 leaves; w2 takes every partition and rebuilds it from changelog
+    w2 = workers.start("w2")
+    async with TopicReader(kafka_bootstrap, topics.predictions) as reader:
+        probes = await probe_all(kafka_bootstrap, topics, reader)
+    assert "gained [0, 1, 2, 3, 4, 5, 6, 7]" in w2.log()
+    check_end_state(probes, reference())  # every label, once, from the changelog alone
+    assert w2.counters()["learned"] == 0  # nothing left to re-read: all of it came from there
+    assert w2.counters()["predicted"] == len(probes)

@@ -58,6 +58,12 @@ def probe_x(key: str) -> dict:
     return {"key": key, "a": 2.0, "b": 3.0}
 
 
+def probe_events(probe_id: str = "probe") -> list[tuple[str, str, dict]]:
+    """One probe observation per key, as `(kind, key, value)` like `stream()`."""
+    return [("observation", f"key-{k}", {"id": probe_id, "x": probe_x(f"key-{k}")})
+            for k in range(KEYS)]  # fmt: skip
+
+
 def send(bootstrap: str, topics: Topics, events) -> int:
     """Produce `(kind, key, value)` events to their topics, in order."""
     records = [
@@ -71,9 +77,7 @@ async def probe_all(
     bootstrap: str, topics: Topics, reader: TopicReader, probe_id: str = "probe"
 ) -> dict[str, dict]:
     """Every key's prediction for the same probe features (an observation nobody labels)."""
-    probes = [(topics.observations, f"key-{k}", {"id": probe_id, "x": probe_x(f"key-{k}")})
-              for k in range(KEYS)]  # fmt: skip
-    await produce(bootstrap, probes)
+    await asyncio.to_thread(send, bootstrap, topics, probe_events(probe_id))
     marker = f'"id":"{probe_id}"'.encode()
     await reader.wait_until(lambda rs: sum(marker in r.value for r in rs) >= KEYS, 120)
     return {v["key"]: v for v in reader.values() if v["id"] == probe_id}
@@ -216,3 +220,26 @@ async def test_workers_launched_together_share_a_backlog(
     counters = [w.counters() for w in team]
     assert all(c["consumed"] > 0 for c in counters)  # both worked
     assert sum(c["predicted"] for c in counters) == pairs
+
+
+async def test_a_static_member_restarted_after_a_kill_takes_back_its_partitions_alone(
+    kafka_bootstrap, topics, workers
+):
+    """With `--instance-id` (KIP-345) a SIGKILLed worker restarted within its session gets its
+    own partitions back and the other worker never stops for a rebalance."""
+    team = [workers.start(n, extra_args=("--instance-id", n, "--session-timeout", "30"))
+            for n in ("w1", "w2")]  # fmt: skip
+    w1, w2 = team
+    await until(lambda: all("tables recovered" in w.log() for w in team), 60)
+    rebalances_before = w1.log().count("rebalance: now")
+    owned = w2.log().split("rebalance: now")[-1].split(";")[0]  # e.g. " 4 partitions [1, 3, 5, 7]"
+    assert w2.kill() == -9
+    w2.start(timeout=25)  # well within the 30 s session: no expiry, no rebalance
+    assert f"rebalance: now{owned}; gained" in w2.log()
+    async with TopicReader(kafka_bootstrap, topics.predictions) as reader:
+        await asyncio.to_thread(send, kafka_bootstrap, topics, stream())
+        await workers.drained()
+        probes = await probe_all(kafka_bootstrap, topics, reader)
+    check_end_state(probes, reference())
+    assert w1.log().count("rebalance: now") == rebalances_before  # w1 never stopped
+    assert w2.counters()["predicted"] > 0
