@@ -21,12 +21,15 @@ from streamlearn.core import Learner
 from streamlearn.demo import DemoOptions, run_demo
 from streamlearn.errors import ConfigError, StreamlearnError
 from streamlearn.local_kafka import DEFAULT_PORT, KAFKA_VERSION, LocalKafka, default_data_dir
-from streamlearn.models import load_factory
+from streamlearn.models import load_candidates
 from streamlearn.options import (
     app_options,
     broker_option,
     column_options,
+    model_option,
     option,
+    selection_from,
+    selection_options,
     settings_from,
     topic_options,
     topics_from,
@@ -153,7 +156,7 @@ def worker(log_level: str, **params: Any) -> None:
     from agents.app import Worker, create_app
 
     settings = settings_from(params)
-    load_factory(settings.model)  # local checks before the broker, so their error names them
+    load_candidates(settings.models)  # local checks before the broker: their errors name them
     check_web_port(settings.web_host, settings.web_port)
     asyncio.run(prepare_topics(settings.broker, settings.topics, settings.partitions))
     app = create_app(settings)
@@ -212,14 +215,15 @@ def produce(
 
 @cli.command()
 @column_options
-@option("--model", default="linear-regression", help="A preset name or module:factory.")
+@model_option("linear-regression")
+@selection_options
 @option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
         help="Write the predictions here as JSON lines.")  # fmt: skip
 @option("--show", type=click.IntRange(1), default=5, help="How many worst and best keys to show.")
-def replay(model: str, out: Path | None, show: int, **params: Any) -> None:
+def replay(models: tuple[str, ...], out: Path | None, show: int, **params: Any) -> None:
     """Progressive validation over a file, offline: the worker's own code, without Kafka."""
     reader, columns, delay = _rows_and_columns(params)
-    learner = Learner(load_factory(model), model)
+    learner = Learner(load_candidates(models), selection=selection_from(params))
     events = to_events(reader, columns, delay, reader.malformed)
     with contextlib.ExitStack() as stack:
         sink = stack.enter_context(open(out, "wb")) if out else None
@@ -231,7 +235,7 @@ def replay(model: str, out: Path | None, show: int, **params: Any) -> None:
             on_prediction=(lambda line: sink.write(line + b"\n")) if sink else None,
             on_event=lambda: progress.advance(task),
         )
-    print_replay(result, model, show, reader, out)
+    print_replay(result, show, reader, out)
     if result.counters["learned"] == 0 and (reader.malformed or result.dead_letters):
         labels = [d["error"] for d in result.dead_letters if d["topic"] == Topics().labels]
         first = (labels or [d["error"] for d in result.dead_letters] or reader.malformed)[0]
@@ -242,7 +246,7 @@ def replay(model: str, out: Path | None, show: int, **params: Any) -> None:
 @broker_option
 @option("--stations", type=click.IntRange(1, 1000), default=20, help="Bike stations (keys).")
 @option("--days", type=click.IntRange(1, 365), default=7, help="Days of hourly data.")
-@option("--model", default="bikes", help="A preset name or module:factory.")
+@model_option("bikes")
 @option("--rate", type=click.FloatRange(min=0, min_open=True), default=400.0,
         help="Events per second.")  # fmt: skip
 @option("--partitions", type=click.IntRange(1, 1024), default=8, help="Partitions per topic.")
@@ -250,7 +254,7 @@ def replay(model: str, out: Path | None, show: int, **params: Any) -> None:
         help="Where the predictions and the worker log are written.")  # fmt: skip
 def demo(**params: Any) -> int:
     """The embedded default: local Kafka, a worker, a bike-stations stream, live metrics."""
-    load_factory(params["model"])  # a bad --model fails here, before Kafka starts
+    load_candidates(params["models"])  # a bad --model fails here, before Kafka starts
     return run_demo(DemoOptions(**params), Console())
 
 

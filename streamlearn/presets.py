@@ -33,6 +33,7 @@ __all__ = [
     "linear_regression",
     "logistic_regression",
     "m5",
+    "rolling",
 ]
 
 BIKES_WEATHER = ("clouds", "humidity", "pressure", "temperature", "wind")
@@ -122,20 +123,25 @@ def _m5_parse(x: dict) -> dict:
     return {"item": item, "store": store, "weekday": _parse_day(x["date"]).weekday()}
 
 
-def _rolling_mean(window_size: int) -> utils.Rolling:
-    """A rolling mean: River 0.26 takes the class (an instance is deprecated), older River not."""
+def rolling(cls: type, window_size: int) -> utils.Rolling:
+    """`cls()` over the last `window_size` updates (a mean, a metric): River 0.26 takes the class
+    (an instance is deprecated), older River an instance."""
     if "cls" in inspect.signature(utils.Rolling.__init__).parameters:
-        return utils.Rolling(stats.Mean, window_size=window_size)
-    return utils.Rolling(stats.Mean(), window_size=window_size)
+        return utils.Rolling(cls, window_size=window_size)
+    return utils.Rolling(cls(), window_size=window_size)
 
 
 def m5() -> compose.Pipeline:
     """M5 daily sales per product and store: the M5 `id` (item_store) and an ISO `date`."""
     aggregates = (
-        feature_extraction.TargetAgg(by="item", how=_rolling_mean(7), target_name="item_mean_7")
-        + feature_extraction.TargetAgg(by="item", how=_rolling_mean(28), target_name="item_mean_28")
+        feature_extraction.TargetAgg(
+            by="item", how=rolling(stats.Mean, 7), target_name="item_mean_7"
+        )
         + feature_extraction.TargetAgg(
-            by="weekday", how=_rolling_mean(4), target_name="weekday_mean_4"
+            by="item", how=rolling(stats.Mean, 28), target_name="item_mean_28"
+        )
+        + feature_extraction.TargetAgg(
+            by="weekday", how=rolling(stats.Mean, 4), target_name="weekday_mean_4"
         )
     )
     return (

@@ -157,7 +157,7 @@ class Processor:
         pending = state.pending.get(event_id) if is_observation else None
         if pending is None:
             return []
-        prediction = pending.prediction(key, event_id, self.learner.name)
+        prediction = pending.prediction(key, event_id, self.learner.names)
         return [Output(self.topics.predictions, key.encode(), prediction.to_json())]
 
     def _dead_letter(self, record: Record, error: Rejected) -> list[Output]:

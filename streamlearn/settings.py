@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamlearn.core import DEFAULT_HORIZON, DEFAULT_MAX_PENDING
+from streamlearn.core import DEFAULT_HORIZON, DEFAULT_MAX_PENDING, Selection
 from streamlearn.events import DEFAULT_MAX_EVENT_BYTES
 
 
@@ -32,7 +32,8 @@ class Settings:
     """Everything one worker of the app needs to know."""
 
     broker: str = "localhost:9092"
-    model: str = "linear-regression"
+    models: tuple[str, ...] = ("linear-regression",)  # candidates per key, listed order
+    selection: Selection = field(default_factory=Selection)  # which candidate serves
     app_id: str = "streamlearn"
     data_dir: Path = Path("streamlearn-data")
     partitions: int = 8
