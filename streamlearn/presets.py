@@ -33,6 +33,7 @@ __all__ = [
     "linear_regression",
     "logistic_regression",
     "m5",
+    "m5_knn",
     "rolling",
 ]
 
@@ -58,13 +59,14 @@ def logistic_regression() -> compose.Pipeline:
 
 def knn_regression() -> compose.Pipeline:
     """Standardised 5-nearest-neighbours regression over the last 500 events' numeric features."""
+    return numeric_features() | preprocessing.StandardScaler() | _knn()
+
+
+def _knn() -> neighbors.KNNRegressor:
+    """5 nearest neighbours among the last 500 events."""
     # LazySearch (brute force over a window) rather than the default SWINN graph index: at a few
     # hundred to a few thousand events per model, SWINN was 6-12x slower to learn and predict.
-    return (
-        numeric_features()
-        | preprocessing.StandardScaler()
-        | neighbors.KNNRegressor(n_neighbors=5, engine=neighbors.LazySearch(window_size=500))
-    )
+    return neighbors.KNNRegressor(n_neighbors=5, engine=neighbors.LazySearch(window_size=500))
 
 
 def _parse_moment(moment: str | datetime) -> datetime:
@@ -131,8 +133,9 @@ def rolling(cls: type, window_size: int) -> utils.Rolling:
     return utils.Rolling(cls(), window_size=window_size)
 
 
-def m5() -> compose.Pipeline:
-    """M5 daily sales per product and store: the M5 `id` (item_store) and an ISO `date`."""
+def _m5_features() -> compose.Pipeline:
+    """The second founding article's features: rolling means of the target per item (7 and 28
+    days) and per weekday (4 weeks), from the M5 `id` (item_store) and an ISO `date`."""
     aggregates = (
         feature_extraction.TargetAgg(
             by="item", how=rolling(stats.Mean, 7), target_name="item_mean_7"
@@ -144,12 +147,17 @@ def m5() -> compose.Pipeline:
             by="weekday", how=rolling(stats.Mean, 4), target_name="weekday_mean_4"
         )
     )
-    return (
-        compose.FuncTransformer(_m5_parse)
-        | aggregates
-        | preprocessing.StandardScaler()
-        | linear_model.LinearRegression()
-    )
+    return compose.FuncTransformer(_m5_parse) | aggregates | preprocessing.StandardScaler()
+
+
+def m5() -> compose.Pipeline:
+    """M5 daily sales per product and store: the article's features, linear regression."""
+    return _m5_features() | linear_model.LinearRegression()
+
+
+def m5_knn() -> compose.Pipeline:
+    """The same features, 5-nearest-neighbours regression: the article's other candidate."""
+    return _m5_features() | _knn()
 
 
 PRESETS: dict[str, Callable[[], object]] = {
@@ -158,4 +166,5 @@ PRESETS: dict[str, Callable[[], object]] = {
     "knn-regression": knn_regression,
     "bikes": bikes,
     "m5": m5,
+    "m5-knn": m5_knn,
 }
