@@ -54,7 +54,9 @@ def create_app(settings: Settings) -> faust.App:
     candidates = load_candidates(settings.models)
     learner = Learner(candidates, settings.horizon, settings.max_pending, settings.selection)
     topics = settings.topics
-    processor = Processor(learner, topics, settings.partitions, settings.max_event_bytes)
+    processor = Processor(
+        learner, topics, settings.partitions, settings.max_event_bytes, settings.state_secret
+    )
 
     app = faust.App(
         settings.app_id,

@@ -20,6 +20,7 @@ from streamlearn.broker import prepare_topics, probe
 from streamlearn.core import Learner
 from streamlearn.demo import DemoOptions, run_demo
 from streamlearn.errors import ConfigError, StreamlearnError
+from streamlearn.events import Rejected
 from streamlearn.local_kafka import DEFAULT_PORT, KAFKA_VERSION, LocalKafka, default_data_dir
 from streamlearn.models import load_candidates
 from streamlearn.options import (
@@ -39,6 +40,15 @@ from streamlearn.progress import event_progress
 from streamlearn.replay import replay_events
 from streamlearn.report import print_replay
 from streamlearn.settings import Settings, Topics
+from streamlearn.snapshot import (
+    SECRET_ENV,
+    read_snapshot,
+    reseal,
+    seal,
+    secret_from_env,
+    send_states,
+    write_snapshot,
+)
 from streamlearn.source import Columns, RowReader, check_columns, parse_delay, to_events
 from streamlearn.tail import tail
 from streamlearn.web import check_web_port
@@ -220,8 +230,14 @@ def produce(
 @option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
         help="Write the predictions here as JSON lines.")  # fmt: skip
 @option("--show", type=click.IntRange(1), default=5, help="How many worst and best keys to show.")
-def replay(models: tuple[str, ...], out: Path | None, show: int, **params: Any) -> None:
+@option("--save", type=click.Path(path_type=Path, dir_okay=False), default=None,
+        help="Write every key's final state here, sealed with STREAMLEARN_STATE_SECRET, for"
+             " `streamlearn load`.")  # fmt: skip
+def replay(
+    models: tuple[str, ...], out: Path | None, show: int, save: Path | None, **params: Any
+) -> None:
     """Progressive validation over a file, offline: the worker's own code, without Kafka."""
+    secret = secret_from_env("replay --save") if save else None  # before, not after the work
     reader, columns, delay = _rows_and_columns(params)
     learner = Learner(load_candidates(models), selection=selection_from(params))
     events = to_events(reader, columns, delay, reader.malformed)
@@ -240,6 +256,40 @@ def replay(models: tuple[str, ...], out: Path | None, show: int, **params: Any) 
         labels = [d["error"] for d in result.dead_letters if d["topic"] == Topics().labels]
         first = (labels or [d["error"] for d in result.dead_letters] or reader.malformed)[0]
         raise ConfigError(f"nothing was learned: every label was rejected (first: {first})")
+    if save is not None:
+        names = learner.names
+        sealed = (
+            (k.encode(), seal(secret, k.encode(), names, s)) for k, s in result.states.items()
+        )
+        click.echo(f"saved {write_snapshot(save, sealed)} key states to {save}")
+
+
+@cli.command()
+@click.argument("snapshot", type=click.Path(path_type=Path, dir_okay=False))
+@broker_option
+@topic_options
+@option("--replace", is_flag=True, default=False,
+        help="Replace the state of keys that already have one [default: such keys keep theirs,"
+             " and their snapshot state is dead-lettered as key-has-state].")  # fmt: skip
+def load(snapshot: Path, broker: str, replace: bool, **params: Any) -> None:
+    """Warm-start a running app: send each key's state from a `replay --save` snapshot to the
+    app's labels topic, where the worker that owns the key makes it the key's state."""
+    secret = secret_from_env("load")
+    entries = []
+    for key, sealed in read_snapshot(snapshot):
+        try:
+            entries.append((key, reseal(secret, key, sealed, replace)))
+        except Rejected:
+            raise ConfigError(
+                f"the snapshot's seal for key {key.decode(errors='replace')!r} does not match"
+                f" {SECRET_ENV}: it was saved with another secret, or changed since"
+            ) from None
+    topic = topics_from(params).labels
+    sent = asyncio.run(send_states(broker, topic, entries))
+    click.echo(
+        f"sent {sent} key states to {topic} at {broker}; workers count them as loaded (see"
+        " /counters/), or dead-letter those they refuse"
+    )
 
 
 @cli.command()

@@ -5,6 +5,7 @@ Each flag also reads `STREAMLEARN_<NAME>` and shows its default and variable in 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from streamlearn.core import DEFAULT_HORIZON, DEFAULT_MAX_PENDING, Selection
 from streamlearn.events import DEFAULT_MAX_EVENT_BYTES
 from streamlearn.models import split_specs
 from streamlearn.settings import Settings, Topics
+from streamlearn.snapshot import SECRET_ENV
 
 
 def option(name: str, *decls: str, **kwargs: Any) -> Callable:
@@ -150,6 +152,8 @@ def settings_from(params: dict[str, Any]) -> Settings:
         checkpoint_interval=params["checkpoint_interval"],
         checkpoint_records=params["checkpoint_records"],
         merge_wait=params["merge_wait"],
+        # From the environment only, never a flag: a flag's value shows in `ps` (snapshot.py).
+        state_secret=os.environ.get(SECRET_ENV, "").encode() or None,
     )
 
 

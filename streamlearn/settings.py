@@ -50,3 +50,4 @@ class Settings:
     checkpoint_records: int = 20_000  # ... or records processed, whichever comes first
     merge_wait: float = 0.5  # how long a record waits for the other input topic (merge.py)
     log_interval: float = 10.0
+    state_secret: bytes | None = field(default=None, repr=False)  # opens loaded states
