@@ -50,6 +50,7 @@ from streamlearn.snapshot import (
     write_snapshot,
 )
 from streamlearn.source import Columns, RowReader, check_columns, parse_delay, to_events
+from streamlearn.state import dumps_state
 from streamlearn.tail import tail
 from streamlearn.web import check_web_port
 
@@ -259,7 +260,8 @@ def replay(
     if save is not None:
         names = learner.names
         sealed = (
-            (k.encode(), seal(secret, k.encode(), names, s)) for k, s in result.states.items()
+            (key.encode(), seal(secret, key.encode(), names, dumps_state(state)))
+            for key, state in result.states.items()
         )
         click.echo(f"saved {write_snapshot(save, sealed)} key states to {save}")
 

@@ -26,7 +26,7 @@ from streamlearn.events import (
 from streamlearn.partitioner import partition_for
 from streamlearn.settings import Topics
 from streamlearn.snapshot import is_sealed, unseal
-from streamlearn.state import StateStore
+from streamlearn.state import StateStore, loads_state
 
 OUTCOMES = (
     "predicted",  # an observation answered
@@ -192,7 +192,7 @@ class Processor:
                 " `streamlearn load --replace` replaces such states",
             )
             return self._dead_letter(record, error)
-        state = opened.state
+        state = loads_state(opened.state)
         state.offsets = dict(current.offsets) if current is not None else {}
         state.mark_applied("l", record.offset)
         store.put(record.key, state)

@@ -6,20 +6,21 @@ payload with a secret that the workers and `load` share through `STREAMLEARN_STA
 A bad or missing seal is a `bad-signature` dead letter, never unpickled. `load` checks each seal
 before sending, so a wrong secret fails there in one line, not key by key in the dead letters.
 
-A sealed state is `MAGIC + digest + flag + pickle((candidate names, KeyState))`. It travels as a
-record of the labels topic, keyed by its key, so it reaches the key's partition and worker in
-order with the key's events, and its effect is checkpointed like any label's (README,
-"Delivery"). `MAGIC` starts with a NUL byte: no JSON event starts so. The flag says whether the
-state may replace one the key already has (`load --replace`); it is sealed too.
+A sealed state is `MAGIC + digest + flag + names + state`: `names` are the candidates' names
+as JSON (length first), so a worker refuses a state of other candidates without unpickling it,
+and `state` is the pickled `KeyState` as the state table holds it, so `export` seals the
+changelog's bytes without unpickling them either. It travels as a record of the labels topic,
+keyed by its key, so it reaches the key's partition and worker in order with the key's events,
+and its effect is checkpointed like any label's (README, "Delivery"). `MAGIC` starts with a NUL
+byte: no JSON event starts so. The flag says whether the state may replace one the key already
+has (`load --replace`); it is sealed too.
 
 A snapshot file is `FILE_MAGIC`, then per key: the key and its sealed state, each preceded by
 its length (4 bytes, big-endian).
 
-    >>> from streamlearn.core import KeyState
-    >>> sealed = seal(b"secret", b"k", ("lr",), KeyState(models=[], metric=None))
-    >>> opened = unseal(b"secret", b"k", sealed)
-    >>> opened.names, opened.replace, opened.state.n_learned
-    (('lr',), False, 0)
+    >>> sealed = seal(b"secret", b"k", ("lr",), b"<pickled state>")
+    >>> unseal(b"secret", b"k", sealed)
+    Opened(names=('lr',), replace=False, state=b'<pickled state>')
     >>> unseal(b"other", b"k", sealed)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     streamlearn.events.Rejected: bad-signature: the state's seal does not match ...
@@ -31,16 +32,15 @@ import asyncio
 import hashlib
 import hmac
 import os
-import pickle
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError as ClientError
 
 from streamlearn.broker import partition_counts, require_broker
-from streamlearn.core import KeyState
 from streamlearn.errors import ConfigError, KafkaError
 from streamlearn.events import Reason, Rejected
 
@@ -54,11 +54,12 @@ MAX_RECORD_BYTES = 4 * 1024 * 1024  # what a worker fetches at most (agents/app.
 
 @dataclass(frozen=True, slots=True)
 class Opened:
-    """A state whose seal held: the candidates it was made with, and whether it may replace."""
+    """A state whose seal held: the candidates it was made with, whether it may replace a
+    key's state, and the pickled `KeyState` (unpickle it only after checking the names)."""
 
     names: tuple[str, ...]
     replace: bool
-    state: KeyState
+    state: bytes
 
 
 def secret_from_env(purpose: str) -> bytes:
@@ -78,10 +79,11 @@ def is_sealed(value: bytes | None) -> bool:
 
 
 def seal(
-    secret: bytes, key: bytes, names: tuple[str, ...], state: KeyState, replace: bool = False
+    secret: bytes, key: bytes, names: tuple[str, ...], state: bytes, replace: bool = False
 ) -> bytes:
-    """`state` of `key`, made with candidates `names`, sealed for sending."""
-    body = pickle.dumps((names, state), protocol=pickle.HIGHEST_PROTOCOL)
+    """The pickled `state` of `key`, made with candidates `names`, sealed for sending."""
+    listed = orjson.dumps(list(names))
+    body = len(listed).to_bytes(4, "big") + listed + state
     return _sealed(secret, key, (REPLACE if replace else KEEP) + body)
 
 
@@ -92,12 +94,13 @@ def reseal(secret: bytes, key: bytes, sealed: bytes, replace: bool) -> bytes:
 
 
 def unseal(secret: bytes | None, key: bytes, sealed: bytes) -> Opened:
-    """The state, unpickled only when its seal holds; else `Rejected` (`bad-signature`)."""
+    """The sealed state when its seal holds; else `Rejected` (`bad-signature`)."""
     if not secret:
         raise Rejected(Reason.BAD_SIGNATURE, f"this app has no {SECRET_ENV}, so it loads no state")
     payload = _payload(secret, key, sealed)
-    names, state = pickle.loads(payload[1:])
-    return Opened(tuple(names), payload[:1] == REPLACE, state)
+    size = int.from_bytes(payload[1:5], "big")
+    names = tuple(orjson.loads(payload[5 : 5 + size]))
+    return Opened(names, payload[:1] == REPLACE, payload[5 + size :])
 
 
 def _digest(secret: bytes, key: bytes, payload: bytes) -> bytes:

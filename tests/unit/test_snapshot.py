@@ -22,7 +22,7 @@ from streamlearn.snapshot import (
     seal,
     write_snapshot,
 )
-from streamlearn.state import PartitionStates
+from streamlearn.state import PartitionStates, dumps_state, loads_state
 from tests.conftest import assert_one_line_error, run_cli
 
 SECRET = b"s3cret"
@@ -59,10 +59,8 @@ def dead_letter_error(outputs) -> str:
 
 
 def test_a_loaded_state_predicts_next_what_replay_would_predict_next():
-    state = warmed()
-    expected = learner().observe(
-        pickle.loads(pickle.dumps(state)), "k", Observation(99, {"a": 3.0}, 99.0)
-    )
+    state = dumps_state(warmed())
+    expected = learner().observe(loads_state(state), "k", Observation(99, {"a": 3.0}, 99.0))
     proc, store = processor(), PartitionStates(lambda key: None, size=10)
     assert proc.process(labels_record(5, seal(SECRET, b"k", tuple(SPECS), state)), store) == []
     assert proc.counters.outcomes["loaded"] == 1 and store.live[b"k"].n_learned == 12
@@ -85,10 +83,13 @@ class Payload:
 
 @pytest.mark.parametrize("secret", [SECRET, None])
 def test_a_forged_or_unverifiable_state_is_dead_lettered_and_never_unpickled(secret):
-    body = KEEP + pickle.dumps((tuple(SPECS), Payload()))
+    names = orjson.dumps(SPECS)
+    body = KEEP + len(names).to_bytes(4, "big") + names + pickle.dumps(Payload())
     forged = MAGIC + b"\0" * DIGEST + body
-    other = seal(b"other", b"k", tuple(SPECS), warmed())
-    moved = seal(SECRET, b"other-key", tuple(SPECS), warmed())  # sealed for another key
+    other = seal(b"other", b"k", tuple(SPECS), dumps_state(warmed()))
+    moved = seal(
+        SECRET, b"other-key", tuple(SPECS), dumps_state(warmed())
+    )  # sealed for another key
     proc, store = processor(secret), PartitionStates(lambda key: None, size=10)
     for offset, value in enumerate([forged, other, moved]):
         assert dead_letter_error(proc.process(labels_record(offset, value), store)).startswith(
@@ -100,7 +101,7 @@ def test_a_forged_or_unverifiable_state_is_dead_lettered_and_never_unpickled(sec
 def test_a_key_with_state_keeps_it_unless_the_load_says_replace():
     proc, store = processor(), PartitionStates(lambda key: None, size=10)
     proc.process(labels_record(0, orjson.dumps({"id": 1, "y": 1.0, "x": {"a": 1.0}})), store)
-    sealed = seal(SECRET, b"k", tuple(SPECS), warmed())
+    sealed = seal(SECRET, b"k", tuple(SPECS), dumps_state(warmed()))
     error = dead_letter_error(proc.process(labels_record(1, sealed), store))
     assert error.startswith("key-has-state: ") and store.live[b"k"].n_learned == 1
     assert proc.process(labels_record(2, reseal(SECRET, b"k", sealed, replace=True)), store) == []
@@ -109,7 +110,7 @@ def test_a_key_with_state_keeps_it_unless_the_load_says_replace():
 
 def test_a_state_of_other_candidates_is_refused():
     proc, store = processor(), PartitionStates(lambda key: None, size=10)
-    sealed = seal(SECRET, b"k", ("linear-regression",), warmed())
+    sealed = seal(SECRET, b"k", ("linear-regression",), dumps_state(warmed()))
     assert dead_letter_error(proc.process(labels_record(0, sealed), store)).startswith(
         "bad-state: "
     )
@@ -117,7 +118,7 @@ def test_a_state_of_other_candidates_is_refused():
 
 def test_snapshot_file_round_trip_and_damage(tmp_path):
     path = tmp_path / "snap"
-    entries = [(b"a", seal(SECRET, b"a", ("m",), warmed(1))), (b"b", b"x" * 70)]
+    entries = [(b"a", seal(SECRET, b"a", ("m",), dumps_state(warmed(1)))), (b"b", b"x" * 70)]
     assert write_snapshot(path, entries) == 2
     assert list(read_snapshot(path)) == entries
     path.write_bytes(path.read_bytes()[:-5])
