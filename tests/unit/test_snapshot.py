@@ -108,12 +108,11 @@ def test_a_key_with_state_keeps_it_unless_the_load_says_replace():
     assert store.live[b"k"].n_learned == 12 and store.live[b"k"].offsets == {"l": 2}
 
 
-def test_a_state_of_other_candidates_is_refused():
+def test_a_state_of_other_candidates_is_refused_unopened():
     proc, store = processor(), PartitionStates(lambda key: None, size=10)
-    sealed = seal(SECRET, b"k", ("linear-regression",), dumps_state(warmed()))
-    assert dead_letter_error(proc.process(labels_record(0, sealed), store)).startswith(
-        "bad-state: "
-    )
+    sealed = seal(SECRET, b"k", ("linear-regression",), pickle.dumps(Payload()))
+    error = dead_letter_error(proc.process(labels_record(0, sealed), store))
+    assert error.startswith("bad-state: ") and UNPICKLED == []  # refused before unpickling
 
 
 def test_snapshot_file_round_trip_and_damage(tmp_path):
