@@ -295,6 +295,28 @@ def load(snapshot: Path, broker: str, replace: bool, **params: Any) -> None:
 
 
 @cli.command()
+@click.argument("snapshot", type=click.Path(path_type=Path, dir_okay=False))
+@broker_option
+@option("--app-id", default=Settings.app_id, help="The app whose states to export.")
+@topic_options
+@model_option("linear-regression")
+@click.option(
+    "--key", "keys", multiple=True, help="Export only this key (repeatable) [default: all]."
+)
+def export(snapshot: Path, broker: str, app_id: str, keys: tuple[str, ...], **params: Any) -> None:
+    """Write every key's state of a running app (as of its last checkpoint) to a snapshot, for
+    `streamlearn load`, without stopping the workers. --model names the app's candidates."""
+    from agents.export import checkpointed_states
+
+    secret = secret_from_env("export")
+    names = tuple(candidate.name for candidate in load_candidates(params["models"]))
+    wanted = [key.encode() for key in keys]
+    states = asyncio.run(checkpointed_states(broker, app_id, topics_from(params), wanted))
+    sealed = ((key, seal(secret, key, names, state)) for key, state in states.items())
+    click.echo(f"exported {write_snapshot(snapshot, sealed)} key states of {app_id} to {snapshot}")
+
+
+@cli.command()
 @broker_option
 @option("--stations", type=click.IntRange(1, 1000), default=20, help="Bike stations (keys).")
 @option("--days", type=click.IntRange(1, 365), default=7, help="Days of hourly data.")
