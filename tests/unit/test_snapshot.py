@@ -143,3 +143,10 @@ def test_save_and_load_refuse_in_one_line_without_the_secret_or_with_another(tmp
                       env={"STREAMLEARN_STATE_SECRET": secret})  # fmt: skip
         assert_one_line_error(ran)
         assert says in ran.stderr
+
+
+def test_export_refuses_in_one_line_without_the_secret(tmp_path):
+    ran = run_cli("export", str(tmp_path / "snap"), "--broker", "127.0.0.1:1",
+                  env={"STREAMLEARN_STATE_SECRET": ""})  # fmt: skip
+    assert_one_line_error(ran)
+    assert "export needs STREAMLEARN_STATE_SECRET" in ran.stderr
