@@ -38,7 +38,7 @@ from agents.transport import Transport
 from streamlearn.alerts import alerts
 from streamlearn.core import Learner
 from streamlearn.errors import StreamlearnError
-from streamlearn.models import load_factory
+from streamlearn.models import load_candidates
 from streamlearn.processor import Processor
 from streamlearn.settings import Settings
 
@@ -65,10 +65,12 @@ class App(faust.App):
 def create_app(settings: Settings) -> faust.App:
     """A Faust app configured by `settings`, with the streamlearn intake on it."""
     created_at = time.monotonic()
-    factory = load_factory(settings.model)
-    learner = Learner(factory, settings.model, settings.horizon, settings.max_pending)
+    candidates = load_candidates(settings.models)
+    learner = Learner(candidates, settings.horizon, settings.max_pending, settings.selection)
     topics = settings.topics
-    processor = Processor(learner, topics, settings.partitions, settings.max_event_bytes)
+    processor = Processor(
+        learner, topics, settings.partitions, settings.max_event_bytes, settings.state_secret
+    )
 
     app = App(
         settings.app_id,
@@ -147,7 +149,7 @@ def create_app(settings: Settings) -> faust.App:
             time.monotonic() - created_at,
             settings.app_id,
             settings.broker,
-            settings.model,
+            ", ".join(learner.names),
             settings.partitions,
             app.conf.web_bind,
             app.conf.web_port,  # Faust's own --web-port may have changed it

@@ -45,7 +45,7 @@ def offsets_header(state: KeyState) -> bytes:
     """The input offsets a state covers: the last observation and label offsets applied.
 
     >>> from streamlearn.core import KeyState
-    >>> offsets_header(KeyState(model=None, metric=None, offsets={"o": 41}))
+    >>> offsets_header(KeyState(models=[], metric=None, offsets={"o": 41}))
     b'41,-1'
     """
     return b"%d,%d" % (state.offsets.get("o", -1), state.offsets.get("l", -1))

@@ -20,13 +20,17 @@ from streamlearn.broker import prepare_topics, probe
 from streamlearn.core import Learner
 from streamlearn.demo import DemoOptions, run_demo
 from streamlearn.errors import ConfigError, StreamlearnError
+from streamlearn.events import Rejected
 from streamlearn.local_kafka import DEFAULT_PORT, KAFKA_VERSION, LocalKafka, default_data_dir
-from streamlearn.models import load_factory
+from streamlearn.models import load_candidates
 from streamlearn.options import (
     app_options,
     broker_option,
     column_options,
+    model_option,
     option,
+    selection_from,
+    selection_options,
     settings_from,
     topic_options,
     topics_from,
@@ -36,7 +40,17 @@ from streamlearn.progress import event_progress
 from streamlearn.replay import replay_events
 from streamlearn.report import print_replay
 from streamlearn.settings import Settings, Topics
+from streamlearn.snapshot import (
+    SECRET_ENV,
+    read_snapshot,
+    reseal,
+    seal,
+    secret_from_env,
+    send_states,
+    write_snapshot,
+)
 from streamlearn.source import Columns, RowReader, check_columns, parse_delay, to_events
+from streamlearn.state import dumps_state
 from streamlearn.tail import tail
 from streamlearn.web import check_web_port
 
@@ -153,7 +167,7 @@ def worker(log_level: str, **params: Any) -> None:
     from agents.app import Worker, create_app
 
     settings = settings_from(params)
-    load_factory(settings.model)  # local checks before the broker, so their error names them
+    load_candidates(settings.models)  # local checks before the broker: their errors name them
     check_web_port(settings.web_host, settings.web_port)
     asyncio.run(prepare_topics(settings.broker, settings.topics, settings.partitions))
     app = create_app(settings)
@@ -212,14 +226,21 @@ def produce(
 
 @cli.command()
 @column_options
-@option("--model", default="linear-regression", help="A preset name or module:factory.")
+@model_option("linear-regression")
+@selection_options
 @option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
         help="Write the predictions here as JSON lines.")  # fmt: skip
 @option("--show", type=click.IntRange(1), default=5, help="How many worst and best keys to show.")
-def replay(model: str, out: Path | None, show: int, **params: Any) -> None:
+@option("--save", type=click.Path(path_type=Path, dir_okay=False), default=None,
+        help="Write every key's final state here, sealed with STREAMLEARN_STATE_SECRET, for"
+             " `streamlearn load`.")  # fmt: skip
+def replay(
+    models: tuple[str, ...], out: Path | None, show: int, save: Path | None, **params: Any
+) -> None:
     """Progressive validation over a file, offline: the worker's own code, without Kafka."""
+    secret = secret_from_env("replay --save") if save else None  # before, not after the work
     reader, columns, delay = _rows_and_columns(params)
-    learner = Learner(load_factory(model), model)
+    learner = Learner(load_candidates(models), selection=selection_from(params))
     events = to_events(reader, columns, delay, reader.malformed)
     with contextlib.ExitStack() as stack:
         sink = stack.enter_context(open(out, "wb")) if out else None
@@ -231,18 +252,75 @@ def replay(model: str, out: Path | None, show: int, **params: Any) -> None:
             on_prediction=(lambda line: sink.write(line + b"\n")) if sink else None,
             on_event=lambda: progress.advance(task),
         )
-    print_replay(result, model, show, reader, out)
+    print_replay(result, show, reader, out)
     if result.counters["learned"] == 0 and (reader.malformed or result.dead_letters):
         labels = [d["error"] for d in result.dead_letters if d["topic"] == Topics().labels]
         first = (labels or [d["error"] for d in result.dead_letters] or reader.malformed)[0]
         raise ConfigError(f"nothing was learned: every label was rejected (first: {first})")
+    if save is not None:
+        names = learner.names
+        sealed = (
+            (key.encode(), seal(secret, key.encode(), names, dumps_state(state)))
+            for key, state in result.states.items()
+        )
+        click.echo(f"saved {write_snapshot(save, sealed)} key states to {save}")
+
+
+@cli.command()
+@click.argument("snapshot", type=click.Path(path_type=Path, dir_okay=False))
+@broker_option
+@topic_options
+@option("--replace", is_flag=True, default=False,
+        help="Replace the state of keys that already have one [default: such keys keep theirs,"
+             " and their snapshot state is dead-lettered as key-has-state].")  # fmt: skip
+def load(snapshot: Path, broker: str, replace: bool, **params: Any) -> None:
+    """Warm-start a running app: send each key's state from a `replay --save` snapshot to the
+    app's labels topic, where the worker that owns the key makes it the key's state."""
+    secret = secret_from_env("load")
+    entries = []
+    for key, sealed in read_snapshot(snapshot):
+        try:
+            entries.append((key, reseal(secret, key, sealed, replace)))
+        except Rejected:
+            raise ConfigError(
+                f"the snapshot's seal for key {key.decode(errors='replace')!r} does not match"
+                f" {SECRET_ENV}: it was saved with another secret, or changed since"
+            ) from None
+    topic = topics_from(params).labels
+    sent = asyncio.run(send_states(broker, topic, entries))
+    click.echo(
+        f"sent {sent} key states to {topic} at {broker}; workers count them as loaded (see"
+        " /counters/), or dead-letter those they refuse"
+    )
+
+
+@cli.command()
+@click.argument("snapshot", type=click.Path(path_type=Path, dir_okay=False))
+@broker_option
+@option("--app-id", default=Settings.app_id, help="The app whose states to export.")
+@topic_options
+@model_option("linear-regression")
+@click.option(
+    "--key", "keys", multiple=True, help="Export only this key (repeatable) [default: all]."
+)
+def export(snapshot: Path, broker: str, app_id: str, keys: tuple[str, ...], **params: Any) -> None:
+    """Write every key's state of a running app (as of its last checkpoint) to a snapshot, for
+    `streamlearn load`, without stopping the workers. --model names the app's candidates."""
+    from agents.export import checkpointed_states
+
+    secret = secret_from_env("export")
+    names = tuple(candidate.name for candidate in load_candidates(params["models"]))
+    wanted = [key.encode() for key in keys]
+    states = asyncio.run(checkpointed_states(broker, app_id, topics_from(params), wanted))
+    sealed = ((key, seal(secret, key, names, state)) for key, state in states.items())
+    click.echo(f"exported {write_snapshot(snapshot, sealed)} key states of {app_id} to {snapshot}")
 
 
 @cli.command()
 @broker_option
 @option("--stations", type=click.IntRange(1, 1000), default=20, help="Bike stations (keys).")
 @option("--days", type=click.IntRange(1, 365), default=7, help="Days of hourly data.")
-@option("--model", default="bikes", help="A preset name or module:factory.")
+@model_option("bikes")
 @option("--rate", type=click.FloatRange(min=0, min_open=True), default=400.0,
         help="Events per second.")  # fmt: skip
 @option("--partitions", type=click.IntRange(1, 1024), default=8, help="Partitions per topic.")
@@ -250,7 +328,7 @@ def replay(model: str, out: Path | None, show: int, **params: Any) -> None:
         help="Where the predictions and the worker log are written.")  # fmt: skip
 def demo(**params: Any) -> int:
     """The embedded default: local Kafka, a worker, a bike-stations stream, live metrics."""
-    load_factory(params["model"])  # a bad --model fails here, before Kafka starts
+    load_candidates(params["models"])  # a bad --model fails here, before Kafka starts
     return run_demo(DemoOptions(**params), Console())
 
 

@@ -4,8 +4,8 @@ The Faust agents, `streamlearn replay` and the tests run this same code, so what
 on Kafka is what replay does on a file. Per key, `Learner.observe` and `Learner.label` turn
 `(state, event)` into an updated state and a `Step` (what happened, what to emit).
 
-    >>> from streamlearn.models import load_factory
-    >>> learner = Learner(load_factory("linear-regression"), name="linear-regression")
+    >>> from streamlearn.models import load_candidates
+    >>> learner = Learner(load_candidates(["linear-regression"]))
     >>> state = learner.new_state()
     >>> learner.observe(state, "k", Observation(1, {"t": 1.0}, ts=0.0)).outcome
     'predicted'
@@ -26,20 +26,28 @@ A key takes its kind of time (`ts` in the events, or the record time) from its f
 event; an event with the other kind is given the key's latest observation time instead, so a
 producer that forgets `ts` cannot move a key's clock to today. Such events are flagged in
 their `Step.warnings` for the worker to report.
+
+A key may keep several candidate models (`--model` given more than once): every observation is
+predicted by each, every label teaches each, and each candidate keeps the key's own progressive
+metric of its predictions (MAE for regressors, accuracy for classifiers: the metric of the
+answer the user receives, and the one the key's `metric` already keeps). The prediction served
+is the key's leader's, chosen by `Selection`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from river import metrics
 
+from streamlearn.errors import ModelError
 from streamlearn.events import EventId, Label, Observation, Reason, Rejected, check_target
-from streamlearn.models import feature_check, is_classifier, learn, predict
+from streamlearn.models import Candidate, feature_check, is_classifier, learn, predict
+from streamlearn.presets import rolling
 
 DEFAULT_HORIZON = 7 * 24 * 3600.0  # seconds of event time a pending entry waits for its match
 DEFAULT_MAX_PENDING = 1000  # per key and per kind, whatever the horizon: state stays bounded
@@ -52,27 +60,65 @@ WARNINGS = {
 JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """How a key with several candidates picks the one that serves.
+
+    The leader has the best metric over every label so far (`window` 0) or over the key's last
+    `window` labels (for drift). It changes only once the key has learned `min_labels` labels
+    since it last changed (or since the key's first event), so one lucky label cannot switch it
+    and a rolling window cannot make it flap. Ties go to the candidate listed first.
+    """
+
+    window: int = 0
+    min_labels: int = 10
+
+
 @dataclass(slots=True)
 class Pending:
-    """What an observation leaves for its label: its features and the prediction it got."""
+    """What an observation leaves for its label: its features and the prediction it got.
+
+    `candidates` holds every candidate's `y_pred` in listed order when there are several (each
+    is scored against the label), and `leader` says whose prediction was served.
+    """
 
     x: dict
     y_pred: Any
     proba: dict | None
     n_learned: int
     ts: float
+    leader: int = 0
+    candidates: tuple | None = None
 
-    def prediction(self, key: str, event_id: EventId, model: str) -> Prediction:
+    def prediction(self, key: str, event_id: EventId, names: Sequence[str]) -> Prediction:
         """The prediction this observation was answered with (re-sent as is on redelivery)."""
-        return Prediction(key, event_id, self.y_pred, self.proba, model, self.n_learned, self.ts)
+        candidates = None
+        if self.candidates is not None:
+            candidates = dict(zip(names, self.candidates, strict=True))
+        return Prediction(
+            key, event_id, self.y_pred, self.proba, names[self.leader], self.n_learned, self.ts,
+            candidates,
+        )  # fmt: skip
+
+    def __setstate__(self, state: tuple) -> None:
+        """Unpickle, also a `Pending` pickled before candidates existed (without their fields)."""
+        _set_slots(self, {"leader": 0, "candidates": None, **state[1]})
 
 
 @dataclass(slots=True)
 class KeyState:
-    """Everything streamlearn keeps for one key; one value in the state table."""
+    """Everything streamlearn keeps for one key; one value in the state table.
 
-    model: Any
+    `models` has one model per candidate, in listed order; `metric` scores the predictions
+    served; `scores` has each candidate's own metric when there are several (else none), and
+    `leader` indexes the candidate that serves since `n_learned` was `switched_at`.
+    """
+
+    models: list[Any]
     metric: Any
+    scores: list[Any] = field(default_factory=list)
+    leader: int = 0
+    switched_at: int = 0
     n_learned: int = 0
     pending: dict[EventId, Pending] = field(default_factory=dict)
     early: dict[EventId, tuple[Any, float]] = field(default_factory=dict)
@@ -90,6 +136,14 @@ class KeyState:
         """Remember the source position, so a redelivery after a crash is not applied twice."""
         self.offsets[source] = offset
 
+    def __setstate__(self, state: tuple) -> None:
+        """Unpickle; a state pickled before candidates existed (one `model`) becomes a state with
+        that one candidate, so a worker upgraded in place keeps every key's model."""
+        slots = dict(state[1])
+        if "model" in slots:
+            slots["models"] = [slots.pop("model")]
+        _set_slots(self, {"scores": [], "leader": 0, "switched_at": 0, **slots})
+
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
@@ -102,6 +156,7 @@ class Prediction:
     model: str
     n_learned: int
     ts: float
+    candidates: dict[str, Any] | None = None  # every candidate's y_pred, when there are several
 
     def to_json(self) -> bytes:
         event = {
@@ -114,6 +169,8 @@ class Prediction:
         }
         if self.proba is not None:
             event["proba"] = self.proba
+        if self.candidates is not None:
+            event["candidates"] = self.candidates
         return orjson.dumps(event, option=JSON_OPTIONS)
 
 
@@ -132,50 +189,72 @@ class Step:
 class Learner:
     """Applies the events of one key to that key's state: predict on observations, learn on labels.
 
-    `factory` makes a fresh model for a new key; `name` is written into every prediction.
+    `candidates` make a key's models (one or more, all regressors or all classifiers); their
+    names go into every prediction; `selection` picks the one that serves when there are several.
     """
 
     def __init__(
         self,
-        factory: Callable[[], Any],
-        name: str,
+        candidates: Sequence[Candidate],
         horizon: float = DEFAULT_HORIZON,
         max_pending: int = DEFAULT_MAX_PENDING,
+        selection: Selection = Selection(),
     ) -> None:
-        self.factory = factory
-        self.name = name
+        self.candidates = tuple(candidates)
+        self.names = tuple(candidate.name for candidate in self.candidates)
         self.horizon = horizon
         self.max_pending = max_pending
-        prototype = factory()
-        self.classifier = is_classifier(prototype)
-        self.usable = feature_check(prototype)  # None: the model's needs are not known
+        self.selection = selection
+        prototypes = [candidate.factory() for candidate in self.candidates]
+        kinds = [is_classifier(prototype) for prototype in prototypes]
+        if len(set(kinds)) != 1:
+            raise ModelError(
+                "--model: candidates must be all regressors or all classifiers, not a mix"
+            )
+        self.classifier = kinds[0]
+        # Checks of the models whose needs are known: `x` must have a feature each can use.
+        self.checks = [check for check in map(feature_check, prototypes) if check is not None]
+
+    def new_metric(self) -> Any:
+        """A fresh metric of the kind keys are scored with: accuracy or MAE."""
+        return metrics.Accuracy() if self.classifier else metrics.MAE()
 
     def new_state(self) -> KeyState:
-        metric = metrics.Accuracy() if self.classifier else metrics.MAE()
-        return KeyState(model=self.factory(), metric=metric)
+        models = [candidate.factory() for candidate in self.candidates]
+        scores = [self._new_score() for _ in models] if len(models) > 1 else []
+        return KeyState(models=models, metric=self.new_metric(), scores=scores)
+
+    def _new_score(self) -> Any:
+        metric = type(self.new_metric())
+        window = self.selection.window
+        return rolling(metric, window) if window else metric()
 
     def observe(self, state: KeyState, key: str, obs: Observation) -> Step:
         """Predict at once; learn at once too if the label came first, else remember."""
         ts, mixed = self._event_time(state, obs.ts, obs.timed)
         if obs.id in state.pending or obs.id in state.learned:
             return Step("duplicate")
-        try:
-            y_pred, proba = predict(state.model, obs.x, self.classifier)
-        except Exception as error:  # a model may raise on any feature: dead-letter, go on
-            return Step("dead_lettered", error=_model_error("predict", error))
+        answers = []
+        for index, model in enumerate(state.models):
+            try:
+                answers.append(predict(model, obs.x, self.classifier))
+            except Exception as error:  # a model may raise on any feature: dead-letter, go on
+                return Step("dead_lettered", error=self._model_error("predict", index, error))
         if state.timed is None:
             state.timed = obs.timed
         expired = 0 if mixed else self._tick(state, ts)
-        pending = Pending(obs.x, y_pred, proba, state.n_learned, ts)
-        step = Step("predicted", pending.prediction(key, obs.id, self.name), expired=expired)
+        y_pred, proba = answers[state.leader]
+        candidates = tuple(answer[0] for answer in answers) if len(answers) > 1 else None
+        pending = Pending(obs.x, y_pred, proba, state.n_learned, ts, state.leader, candidates)
+        step = Step("predicted", pending.prediction(key, obs.id, self.names), expired=expired)
         step.warnings = self._warnings(mixed, obs.x)
         early = state.early.pop(obs.id, None)
         if early is None:
             state.pending[obs.id] = pending
             step.expired += _cap(state.pending, self.max_pending)
         else:
-            step.error = self._learn(state, obs.id, obs.x, early[0], pending, ts)
-            step.learned = int(step.error is None)
+            learned, step.error = self._learn(state, obs.id, obs.x, early[0], pending, ts)
+            step.learned = int(learned)
         return step
 
     def label(self, state: KeyState, key: str, label: Label) -> Step:
@@ -191,10 +270,12 @@ class Learner:
             step = Step("waiting", expired=_cap(state.early, self.max_pending), warnings=warnings)
         else:
             x = label.x if label.x is not None else pending.x
-            error = self._learn(state, label.id, x, label.y, pending, pending.ts if pending else ts)
-            if error is not None:
+            learned, error = self._learn(
+                state, label.id, x, label.y, pending, pending.ts if pending else ts
+            )
+            if not learned:
                 return Step("dead_lettered", error=error, warnings=warnings)
-            step = Step("joined", learned=1, warnings=warnings)
+            step = Step("joined", learned=1, error=error, warnings=warnings)
         if state.timed is None:
             state.timed = label.timed
         return step
@@ -207,17 +288,45 @@ class Learner:
         y: Any,
         pending: Pending | None,
         ts: float,
-    ) -> Rejected | None:
-        try:
-            state.model = learn(state.model, x, y)
-        except Exception as error:  # the model is left as it was when it raised
-            return _model_error("learn", error)
+    ) -> tuple[bool, Rejected | None]:
+        """Teach every candidate; whether any learned, and the first error if one raised.
+
+        A candidate that raises is left as it was and misses this label; the others learn it,
+        and the record also goes to the dead letters with the error.
+        """
+        errors = []
+        for index, model in enumerate(state.models):
+            try:
+                state.models[index] = learn(model, x, y)
+            except Exception as error:
+                errors.append(self._model_error("learn", index, error))
+        if len(errors) == len(state.models):
+            return False, errors[0]
         state.n_learned += 1
         state.learned[event_id] = ts
         _cap(state.learned, self.max_pending)
-        if pending is not None and pending.y_pred is not None and pending.y_pred != {}:
-            state.metric.update(y, pending.y_pred)
-        return None
+        if pending is not None:
+            if _scorable(pending.y_pred):
+                state.metric.update(y, pending.y_pred)
+            for score, y_pred in zip(state.scores, pending.candidates or (), strict=False):
+                if _scorable(y_pred):
+                    score.update(y, y_pred)
+            self._elect(state)
+        return True, (errors[0] if errors else None)
+
+    def _elect(self, state: KeyState) -> None:
+        """Make the best-scoring candidate the key's leader, if the selection lets it change."""
+        if len(state.scores) < 2 or state.n_learned - state.switched_at < self.selection.min_labels:
+            return
+        values = [score.get() for score in state.scores]
+        pick = max if state.metric.bigger_is_better else min
+        best = pick(range(len(values)), key=values.__getitem__)  # the first of equals: ties
+        if best != state.leader:
+            state.leader, state.switched_at = best, state.n_learned
+
+    def _model_error(self, action: str, index: int, error: Exception) -> Rejected:
+        who = "the model" if len(self.names) == 1 else f"the model {self.names[index]}"
+        return Rejected(Reason.MODEL_ERROR, f"{who} raised in {action}: {error!r:.200}")
 
     def _event_time(self, state: KeyState, ts: float, timed: bool) -> tuple[float, bool]:
         """The event's time for this key, and whether its kind of time is not the key's."""
@@ -238,7 +347,7 @@ class Learner:
 
     def _warnings(self, mixed: bool, x: dict) -> tuple[str, ...]:
         warnings = ("mixed_time",) if mixed else ()
-        if self.usable is not None and not self.usable(x):
+        if not all(usable(x) for usable in self.checks):
             warnings += ("no_features",)
         return warnings
 
@@ -271,5 +380,11 @@ def _cap(entries: dict, limit: int) -> int:
     return dropped
 
 
-def _model_error(action: str, error: Exception) -> Rejected:
-    return Rejected(Reason.MODEL_ERROR, f"the model raised in {action}: {error!r:.200}")
+def _scorable(y_pred: Any) -> bool:
+    """Whether a prediction can be scored: models answer None (or creme's `{}`) before learning."""
+    return y_pred is not None and y_pred != {}
+
+
+def _set_slots(instance: Any, values: dict) -> None:
+    for name, value in values.items():
+        object.__setattr__(instance, name, value)

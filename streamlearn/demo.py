@@ -44,7 +44,7 @@ class DemoOptions:
     broker: str = "localhost:9092"
     stations: int = 20
     days: int = 7
-    model: str = "bikes"
+    models: tuple[str, ...] = ("bikes",)  # candidates per key; the best one serves
     rate: float | None = 400.0
     partitions: int = 8
     out: Path = Path("streamlearn-demo")
@@ -87,10 +87,10 @@ def run_demo(options: DemoOptions, console: Console) -> int:
             stop_all.callback(shutil.rmtree, scratch, ignore_errors=True)
             own_kafka = _ensure_broker(options.broker, scratch, stop_all, console)
             asyncio.run(prepare_topics(options.broker, topics, options.partitions))
-            console.print(f"starting a worker (model {options.model}) …")
+            console.print(f"starting a worker (model {', '.join(options.models)}) …")
             worker = WorkerProcess(
                 options.broker, scratch / "worker", free_port(), topics, f"streamlearn-{run}",
-                model=options.model, partitions=options.partitions,
+                model=",".join(options.models), partitions=options.partitions,
                 log_path=options.out / "worker.log",
             )  # fmt: skip
             stop_all.callback(worker.stop)
@@ -182,7 +182,7 @@ def _summary(
     days = [f"day {d + 1}: {m.get():.2f}" for d, m in sorted(board.by_day.items())]
     console.print(
         f"\nstreamlearn demo: {options.stations} stations x {options.days} days, model"
-        f" {options.model}\n"
+        f" {', '.join(options.models)}\n"
         f"sent {report.observations} observations and {report.labels} labels;"
         f" received {board.seen} predictions; the worker learned {counters['learned']}\n"
         f"MAE of bikes available, over all predictions: {board.overall.get():.2f}"

@@ -44,6 +44,9 @@ class Reason(StrEnum):
     BAD_TARGET = "bad-target"
     BAD_TS = "bad-ts"
     MODEL_ERROR = "model-error"
+    BAD_SIGNATURE = "bad-signature"  # a state to load whose seal does not hold (snapshot.py)
+    BAD_STATE = "bad-state"  # a sealed state made with other candidates than the app's
+    KEY_HAS_STATE = "key-has-state"  # a state to load for a key that has one, without --replace
 
 
 class Rejected(ValueError):

@@ -13,7 +13,9 @@ which may return the model). streamlearn never needs more than the three functio
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from river import base, compose
@@ -22,6 +24,43 @@ from streamlearn.errors import ModelError
 from streamlearn.presets import PRESETS
 
 Factory = Callable[[], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One of a key's models: the name its predictions carry, and the factory of fresh ones."""
+
+    name: str
+    factory: Factory
+
+
+def split_specs(values: Iterable[str]) -> tuple[str, ...]:
+    """Model specs from `--model` values, each of which may list several, comma- or
+    space-separated (as `STREAMLEARN_MODEL` does); neither occurs in a preset or module path.
+
+        >>> split_specs(["knn-regression,linear-regression", "mymodels:sales"])
+        ('knn-regression', 'linear-regression', 'mymodels:sales')
+    """
+    return tuple(spec for value in values for spec in re.split(r"[,\s]+", value) if spec)
+
+
+def load_candidates(specs: Iterable[str]) -> list[Candidate]:
+    """A checked `Candidate` per spec, in order, named by the spec itself; a spec given twice
+    gets `#2`, `#3`, ... so that every name in a prediction's `candidates` is unique.
+
+        >>> [c.name for c in load_candidates(["linear-regression", "knn-regression",
+        ...                                   "linear-regression"])]
+        ['linear-regression', 'knn-regression', 'linear-regression#2']
+    """
+    candidates: list[Candidate] = []
+    seen: dict[str, int] = {}
+    for spec in specs:
+        seen[spec] = seen.get(spec, 0) + 1
+        name = spec if seen[spec] == 1 else f"{spec}#{seen[spec]}"
+        candidates.append(Candidate(name, load_factory(spec)))
+    if not candidates:
+        raise ModelError("--model: no model given")
+    return candidates
 
 
 def load_factory(spec: str) -> Factory:

@@ -5,15 +5,18 @@ Each flag also reads `STREAMLEARN_<NAME>` and shows its default and variable in 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from streamlearn.core import DEFAULT_HORIZON, DEFAULT_MAX_PENDING
+from streamlearn.core import DEFAULT_HORIZON, DEFAULT_MAX_PENDING, Selection
 from streamlearn.events import DEFAULT_MAX_EVENT_BYTES
+from streamlearn.models import split_specs
 from streamlearn.settings import Settings, Topics
+from streamlearn.snapshot import SECRET_ENV
 
 
 def option(name: str, *decls: str, **kwargs: Any) -> Callable:
@@ -35,6 +38,37 @@ def compose(*decorators: Callable) -> Callable:
 
 
 broker_option = option("--broker", default="localhost:9092", help="Kafka bootstrap HOST:PORT.")
+
+
+def model_option(default: str) -> Callable:
+    """`--model`, repeatable: each value is one or more specs, comma- or space-separated, so
+    `STREAMLEARN_MODEL="knn-regression,linear-regression"` lists candidates too."""
+    return option(
+        "--model",
+        "models",
+        multiple=True,
+        default=(default,),
+        callback=lambda ctx, param, values: split_specs(values),
+        help="A preset name or module:factory; several (repeated or comma-separated) are"
+        " candidates per key, the best one serving (see README, Several models per key).",
+    )
+
+
+selection_options = compose(
+    option("--select-window", type=click.IntRange(0), default=Selection().window,
+           help="Choose each key's serving candidate by its metric over the key's last N labels"
+                " (0: over all of them)."),
+    option("--select-min-labels", type=click.IntRange(0), default=Selection().min_labels,
+           help="Labels a key learns after its serving candidate changed (or from its start)"
+                " before it may change again."),
+)  # fmt: skip
+
+
+def selection_from(params: dict[str, Any]) -> Selection:
+    """The `Selection` from the parsed values of `selection_options`."""
+    return Selection(params["select_window"], params["select_min_labels"])
+
+
 topic_options = compose(
     option("--topic-prefix", default="", help="Prefix for all four topic names."),
     option("--observations-topic", default=None, help="[default: PREFIX + observations]"),
@@ -44,7 +78,8 @@ topic_options = compose(
 )
 app_options = compose(
     broker_option,
-    option("--model", default="linear-regression", help="A preset name or module:factory."),
+    model_option("linear-regression"),
+    selection_options,
     option("--app-id", default="streamlearn", help="Faust app id; workers with one id share."),
     option(
         "--data-dir",
@@ -104,7 +139,8 @@ def settings_from(params: dict[str, Any]) -> Settings:
     """`Settings` from the parsed values of `app_options`."""
     return Settings(
         broker=params["broker"],
-        model=params["model"],
+        models=params["models"],
+        selection=selection_from(params),
         app_id=params["app_id"],
         data_dir=params["data_dir"],
         partitions=params["partitions"],
@@ -121,6 +157,8 @@ def settings_from(params: dict[str, Any]) -> Settings:
         checkpoint_interval=params["checkpoint_interval"],
         checkpoint_records=params["checkpoint_records"],
         merge_wait=params["merge_wait"],
+        # From the environment only, never a flag: a flag's value shows in `ps` (snapshot.py).
+        state_secret=os.environ.get(SECRET_ENV, "").encode() or None,
     )
 
 

@@ -33,6 +33,8 @@ __all__ = [
     "linear_regression",
     "logistic_regression",
     "m5",
+    "m5_knn",
+    "rolling",
 ]
 
 BIKES_WEATHER = ("clouds", "humidity", "pressure", "temperature", "wind")
@@ -57,13 +59,14 @@ def logistic_regression() -> compose.Pipeline:
 
 def knn_regression() -> compose.Pipeline:
     """Standardised 5-nearest-neighbours regression over the last 500 events' numeric features."""
+    return numeric_features() | preprocessing.StandardScaler() | _knn()
+
+
+def _knn() -> neighbors.KNNRegressor:
+    """5 nearest neighbours among the last 500 events."""
     # LazySearch (brute force over a window) rather than the default SWINN graph index: at a few
     # hundred to a few thousand events per model, SWINN was 6-12x slower to learn and predict.
-    return (
-        numeric_features()
-        | preprocessing.StandardScaler()
-        | neighbors.KNNRegressor(n_neighbors=5, engine=neighbors.LazySearch(window_size=500))
-    )
+    return neighbors.KNNRegressor(n_neighbors=5, engine=neighbors.LazySearch(window_size=500))
 
 
 def _parse_moment(moment: str | datetime) -> datetime:
@@ -122,28 +125,39 @@ def _m5_parse(x: dict) -> dict:
     return {"item": item, "store": store, "weekday": _parse_day(x["date"]).weekday()}
 
 
-def _rolling_mean(window_size: int) -> utils.Rolling:
-    """A rolling mean: River 0.26 takes the class (an instance is deprecated), older River not."""
+def rolling(cls: type, window_size: int) -> utils.Rolling:
+    """`cls()` over the last `window_size` updates (a mean, a metric): River 0.26 takes the class
+    (an instance is deprecated), older River an instance."""
     if "cls" in inspect.signature(utils.Rolling.__init__).parameters:
-        return utils.Rolling(stats.Mean, window_size=window_size)
-    return utils.Rolling(stats.Mean(), window_size=window_size)
+        return utils.Rolling(cls, window_size=window_size)
+    return utils.Rolling(cls(), window_size=window_size)
+
+
+def _m5_features() -> compose.Pipeline:
+    """The second founding article's features: rolling means of the target per item (7 and 28
+    days) and per weekday (4 weeks), from the M5 `id` (item_store) and an ISO `date`."""
+    aggregates = (
+        feature_extraction.TargetAgg(
+            by="item", how=rolling(stats.Mean, 7), target_name="item_mean_7"
+        )
+        + feature_extraction.TargetAgg(
+            by="item", how=rolling(stats.Mean, 28), target_name="item_mean_28"
+        )
+        + feature_extraction.TargetAgg(
+            by="weekday", how=rolling(stats.Mean, 4), target_name="weekday_mean_4"
+        )
+    )
+    return compose.FuncTransformer(_m5_parse) | aggregates | preprocessing.StandardScaler()
 
 
 def m5() -> compose.Pipeline:
-    """M5 daily sales per product and store: the M5 `id` (item_store) and an ISO `date`."""
-    aggregates = (
-        feature_extraction.TargetAgg(by="item", how=_rolling_mean(7), target_name="item_mean_7")
-        + feature_extraction.TargetAgg(by="item", how=_rolling_mean(28), target_name="item_mean_28")
-        + feature_extraction.TargetAgg(
-            by="weekday", how=_rolling_mean(4), target_name="weekday_mean_4"
-        )
-    )
-    return (
-        compose.FuncTransformer(_m5_parse)
-        | aggregates
-        | preprocessing.StandardScaler()
-        | linear_model.LinearRegression()
-    )
+    """M5 daily sales per product and store: the article's features, linear regression."""
+    return _m5_features() | linear_model.LinearRegression()
+
+
+def m5_knn() -> compose.Pipeline:
+    """The same features, 5-nearest-neighbours regression: the article's other candidate."""
+    return _m5_features() | _knn()
 
 
 PRESETS: dict[str, Callable[[], object]] = {
@@ -152,4 +166,5 @@ PRESETS: dict[str, Callable[[], object]] = {
     "knn-regression": knn_regression,
     "bikes": bikes,
     "m5": m5,
+    "m5-knn": m5_knn,
 }

@@ -17,6 +17,7 @@ from streamlearn.events import (
     EventId,
     Label,
     Observation,
+    Reason,
     Rejected,
     parse_key,
     parse_label,
@@ -24,7 +25,8 @@ from streamlearn.events import (
 )
 from streamlearn.partitioner import partition_for
 from streamlearn.settings import Topics
-from streamlearn.state import StateStore
+from streamlearn.snapshot import is_sealed, unseal
+from streamlearn.state import StateStore, loads_state
 
 OUTCOMES = (
     "predicted",  # an observation answered
@@ -33,6 +35,7 @@ OUTCOMES = (
     "duplicate",  # an id seen before: counted, not learned again
     "redelivered",  # a record this key's state already holds (at-least-once after a crash)
     "rerouted",  # a record on the wrong partition for its key, sent on to the right one
+    "loaded",  # a sealed state (`streamlearn load`) that became its key's state
     "dead_lettered",  # a record that cannot be used: written to the dead-letter topic
 )
 DEAD_LETTER_VALUE_LIMIT = 64 * 1024  # longer originals stay in their topic, referenced by offset
@@ -85,15 +88,25 @@ class Counters:
 
 
 class Processor:
-    """Applies records of the observations and labels topics to per-key state."""
+    """Applies records of the observations and labels topics to per-key state.
+
+    `secret` opens sealed states sent by `streamlearn load` (streamlearn/snapshot.py); without
+    one, such records are dead-lettered unopened.
+    """
 
     def __init__(
-        self, learner: Learner, topics: Topics, partitions: int, max_event_bytes: int
+        self,
+        learner: Learner,
+        topics: Topics,
+        partitions: int,
+        max_event_bytes: int,
+        secret: bytes | None = None,
     ) -> None:
         self.learner = learner
         self.topics = topics
         self.partitions = partitions
         self.max_event_bytes = max_event_bytes
+        self.secret = secret
         self.counters = Counters()
 
     def process(self, record: Record, store: StateStore) -> list[Output]:
@@ -109,6 +122,8 @@ class Processor:
             self.counters.outcomes["rerouted"] += 1
             return [Output(record.topic, record.key, record.value, home, record.timestamp)]
         is_observation = record.topic == self.topics.observations
+        if not is_observation and is_sealed(record.value):
+            return self._load(record, store)
         try:
             event = (parse_observation if is_observation else parse_label)(
                 record.value, record.timestamp, self.max_event_bytes
@@ -148,6 +163,42 @@ class Processor:
             outputs.append(self._dead_letter_output(record, step.error))
         return outputs
 
+    def _load(self, record: Record, store: StateStore) -> list[Output]:
+        """Make a sealed state its key's state, as one label would change it: in order with
+        the key's events, checkpointed with them, and not applied twice on redelivery.
+
+        The state keeps its models, metrics, pending entries and ids, so the key's next
+        prediction is the one replay would make next; its input offsets are the app's.
+        """
+        try:
+            opened = unseal(self.secret, record.key, record.value)
+        except Rejected as error:
+            return self._dead_letter(record, error)
+        if opened.names != self.learner.names:
+            error = Rejected(
+                Reason.BAD_STATE,
+                f"the state's candidates {', '.join(opened.names)} are not this app's"
+                f" {', '.join(self.learner.names)}",
+            )
+            return self._dead_letter(record, error)
+        current = store.get(record.key)
+        if current is not None and current.applied("l", record.offset):
+            self.counters.outcomes["redelivered"] += 1
+            return []
+        if current is not None and not opened.replace:
+            error = Rejected(
+                Reason.KEY_HAS_STATE,
+                f"key {record.key.decode()!r} has learned {current.n_learned} labels here;"
+                " `streamlearn load --replace` replaces such states",
+            )
+            return self._dead_letter(record, error)
+        state = loads_state(opened.state)
+        state.offsets = dict(current.offsets) if current is not None else {}
+        state.mark_applied("l", record.offset)
+        store.put(record.key, state)
+        self.counters.outcomes["loaded"] += 1
+        return []
+
     def _redelivered(
         self, key: str, event_id: EventId, state: KeyState, is_observation: bool
     ) -> list[Output]:
@@ -157,7 +208,7 @@ class Processor:
         pending = state.pending.get(event_id) if is_observation else None
         if pending is None:
             return []
-        prediction = pending.prediction(key, event_id, self.learner.name)
+        prediction = pending.prediction(key, event_id, self.learner.names)
         return [Output(self.topics.predictions, key.encode(), prediction.to_json())]
 
     def _dead_letter(self, record: Record, error: Rejected) -> list[Output]:

@@ -3,6 +3,9 @@
 Each event goes through the same `Processor` (parsing, dedup, the learning core) that the Faust
 agent runs, with states that never leave memory, so for the same events in the
 same order replay and the worker give identical predictions.
+
+With several candidates per key it also scores each candidate over all keys, as if it had
+served alone, and notes where each key's serving candidate last changed.
 """
 
 from __future__ import annotations
@@ -22,9 +25,24 @@ from streamlearn.source import Event
 from streamlearn.state import PartitionStates
 
 
+@dataclass(frozen=True, slots=True)
+class Switch:
+    """The latest change of a key's serving candidate, seen in its predictions."""
+
+    order: int  # the event's position in the replay: bigger is more recent
+    n_learned: int  # labels the key had learned when the new leader first served
+    before: str
+    after: str
+    count: int  # changes of this key's serving candidate in the whole replay
+
+
 @dataclass
 class ReplayResult:
-    """Per-key states (with their metrics), an overall metric, and the processor's counters."""
+    """Per-key states (with their metrics), an overall metric, and the processor's counters.
+
+    `names` are the candidates', `candidates` each one's overall metric (its predictions over
+    every key, as if it had served alone), `switches` each key's latest change of leader.
+    """
 
     states: dict[str, KeyState]
     overall: Any
@@ -32,6 +50,9 @@ class ReplayResult:
     seconds: float
     dead_letters: list[dict] = field(default_factory=list)
     examples: dict[str, str] = field(default_factory=dict)  # behind each warning, for alerts
+    names: tuple[str, ...] = ()
+    candidates: dict[str, Any] = field(default_factory=dict)
+    switches: dict[str, Switch] = field(default_factory=dict)
 
 
 def replay_events(
@@ -45,8 +66,13 @@ def replay_events(
     topics = Topics()
     processor = Processor(learner, topics, partitions=1, max_event_bytes=max_event_bytes)
     store = PartitionStates(load=lambda key: None, size=0)  # nothing is ever evicted here
-    overall = learner.new_state().metric
-    predicted: dict[tuple[str, Any], Any] = {}
+    overall = learner.new_metric()
+    candidates = (
+        {name: learner.new_metric() for name in learner.names} if len(learner.names) > 1 else {}
+    )
+    predicted: dict[tuple[str, Any], dict] = {}
+    serving: dict[str, str] = {}
+    switches: dict[str, Switch] = {}
     truth: dict[tuple[str, Any], Any] = {}
     dead_letters = []
     start = time.monotonic()
@@ -63,20 +89,37 @@ def replay_events(
         learned_before = processor.counters.learned
         for output in processor.process(record, store):
             if output.topic == topics.predictions:
-                predicted[event_key] = orjson.loads(output.value)["y_pred"]
+                prediction = predicted[event_key] = orjson.loads(output.value)
+                _note_switch(switches, serving, prediction, offset)
                 if on_prediction is not None:
                     on_prediction(output.value)
             else:
                 dead_letters.append(orjson.loads(output.value))
         if processor.counters.learned > learned_before and event_key in predicted:
-            y_pred = predicted.pop(event_key)
-            if y_pred is not None:
-                overall.update(truth.pop(event_key), y_pred)
+            prediction, y = predicted.pop(event_key), truth.pop(event_key)
+            if prediction["y_pred"] is not None:
+                overall.update(y, prediction["y_pred"])
+            for name, y_pred in prediction.get("candidates", {}).items():
+                if y_pred is not None:
+                    candidates[name].update(y, y_pred)
         if on_event is not None:
             on_event()
     states = {key.decode(): state for key, state in store.live.items()}
     seconds = time.monotonic() - start
     counters = processor.counters
     return ReplayResult(
-        states, overall, counters.as_dict(), seconds, dead_letters, dict(counters.examples)
-    )
+        states, overall, counters.as_dict(), seconds, dead_letters, dict(counters.examples),
+        learner.names, candidates, switches,
+    )  # fmt: skip
+
+
+def _note_switch(
+    switches: dict[str, Switch], serving: dict[str, str], prediction: dict, order: int
+) -> None:
+    """Record it when `prediction` is served by another candidate than the key's previous one."""
+    key, model = prediction["key"], prediction["model"]
+    before = serving.get(key, model)
+    serving[key] = model
+    if before != model:
+        count = switches[key].count + 1 if key in switches else 1
+        switches[key] = Switch(order, prediction["n_learned"], before, model, count)

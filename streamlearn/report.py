@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -42,15 +43,48 @@ def metric_table(
     return table
 
 
-def print_replay(
-    result: ReplayResult, model: str, show: int, reader: RowReader, out: Path | None
-) -> None:
-    """The replay summary on stdout: counts, the worst and best keys, the overall metric."""
+def selection_table(result: ReplayResult) -> Table:
+    """Per candidate, its metric over every key as if it served alone and the keys it serves
+    at the end; then the metric of what was served, each key by its own leader."""
+    name = type(result.overall).__name__
+    wins = Counter(result.names[state.leader] for state in result.states.values())
+    table = Table(title="candidates (each scored on every prediction it made)")
+    table.add_column("candidate")
+    table.add_column(name, justify="right")
+    table.add_column("keys it serves at the end", justify="right")
+    for candidate, metric in result.candidates.items():
+        table.add_row(candidate, f"{metric.get():.4f}", str(wins[candidate]))
+    table.add_section()
+    table.add_row(
+        "served (each key's leader)",
+        f"{result.overall.get():.4f}",
+        str(len(result.states)),
+        style="bold",
+    )
+    return table
+
+
+def switches_table(result: ReplayResult, show: int) -> Table:
+    """The `show` keys whose serving candidate changed most recently, latest first."""
+    latest = sorted(result.switches.items(), key=lambda item: item[1].order, reverse=True)
+    table = Table(title=f"latest changes of serving candidate ({len(latest)} keys changed)")
+    for column in ("key", "at label", "from", "to", "changes"):
+        table.add_column(column, justify="right" if column in ("at label", "changes") else "left")
+    for key, switch in latest[:show]:
+        table.add_row(key, str(switch.n_learned), switch.before, switch.after, str(switch.count))
+    return table
+
+
+def print_replay(result: ReplayResult, show: int, reader: RowReader, out: Path | None) -> None:
+    """The replay summary on stdout: counts, the worst and best keys, the overall metric, and
+    with several candidates how each did and where the choice changed."""
     console = Console()
     rows = [(key, state.n_learned, state.metric) for key, state in result.states.items()]
-    console.print(
-        metric_table(rows, f"replay with {model} (worst keys first)", show, result.overall)
-    )
+    title = f"replay with {', '.join(result.names)} (worst keys first)"
+    console.print(metric_table(rows, title, show, result.overall))
+    if result.candidates:
+        console.print(selection_table(result))
+        console.print(switches_table(result, show))
     counters = result.counters
     rate = counters["consumed"] / result.seconds if result.seconds else 0.0
     console.print(

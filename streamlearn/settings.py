@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamlearn.core import DEFAULT_HORIZON, DEFAULT_MAX_PENDING
+from streamlearn.core import DEFAULT_HORIZON, DEFAULT_MAX_PENDING, Selection
 from streamlearn.events import DEFAULT_MAX_EVENT_BYTES
 
 
@@ -32,7 +32,8 @@ class Settings:
     """Everything one worker of the app needs to know."""
 
     broker: str = "localhost:9092"
-    model: str = "linear-regression"
+    models: tuple[str, ...] = ("linear-regression",)  # candidates per key, listed order
+    selection: Selection = field(default_factory=Selection)  # which candidate serves
     app_id: str = "streamlearn"
     data_dir: Path = Path("streamlearn-data")
     partitions: int = 8
@@ -50,3 +51,4 @@ class Settings:
     checkpoint_records: int = 20_000  # ... or records processed, whichever comes first
     merge_wait: float = 0.5  # how long a record waits for the other input topic (merge.py)
     log_interval: float = 10.0
+    state_secret: bytes | None = field(default=None, repr=False)  # opens loaded states

@@ -46,7 +46,7 @@ class WorkerProcess:
         web_port: int,
         topics: Topics,
         app_id: str,
-        model: str = "linear-regression",
+        model: str = "linear-regression",  # one spec, or several comma-separated
         partitions: int = 8,
         extra_args: Sequence[str] = (),
         env: dict[str, str] | None = None,

@@ -1,5 +1,6 @@
-"""Models for tests: a creme-style one (`fit_one` returns the model, no `learn_one`) and one
-that raises on a feature. Workers load them with `--model tests.creme_model:NAME`.
+"""Models for tests: a creme-style one (`fit_one` returns the model, no `learn_one`), one
+that raises on a feature, constants and a second classifier. Workers load them with
+`--model tests.creme_model:NAME`.
 """
 
 from __future__ import annotations
@@ -36,3 +37,31 @@ class Fussy:
         if "boom" in x:
             raise ValueError("cannot predict with 'boom'")
         return self.model.predict_one(x)
+
+
+class Constant:
+    """Always predicts the same value and learns nothing: selection tests know every error."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def learn_one(self, x: dict, y: float) -> None:
+        pass
+
+    def predict_one(self, x: dict) -> float:
+        return self.value
+
+
+def zero() -> Constant:
+    return Constant(0.0)
+
+
+def ten() -> Constant:
+    return Constant(10.0)
+
+
+def naive_bayes():
+    """A second classifier beside the `logistic-regression` preset."""
+    from river import naive_bayes, preprocessing
+
+    return preprocessing.StandardScaler() | naive_bayes.GaussianNB()

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from river import evaluate, metrics
+from river import evaluate, metrics, utils
 
 
 def per_key_predictions(
@@ -26,6 +26,40 @@ def per_key_predictions(
         ]
         for key, stream in streams.items()
     }
+
+
+def served_by_rule(
+    rows: Iterable[tuple[str, dict, Any]],
+    candidates: dict[str, dict[str, list]],
+    window: int,
+    min_labels: int,
+    classifier: bool = False,
+) -> dict[str, list[tuple[str, Any]]]:
+    """`{key: [(serving name, y_pred), ...]}` by the stated rule, from each candidate's
+    progressive-validation predictions (`per_key_predictions`): after each label, once the key
+    has learned `min_labels` labels since its leader last changed, the candidate with the best
+    metric (over all labels, or the last `window`) leads; ties go to the first listed."""
+    ys: dict[str, list] = defaultdict(list)
+    for key, _, y in rows:
+        ys[key].append(y)
+    metric = metrics.Accuracy if classifier else metrics.MAE
+    names = list(candidates)
+    served = {}
+    for key, truth in ys.items():
+        scores = [utils.Rolling(metric, window_size=window) if window else metric() for _ in names]
+        leader, switched_at, out = 0, 0, []
+        for t, y in enumerate(truth):
+            out.append((names[leader], candidates[names[leader]][key][t]))
+            for score, name in zip(scores, names, strict=True):
+                if candidates[name][key][t] is not None:
+                    score.update(y, candidates[name][key][t])
+            if t + 1 - switched_at >= min_labels:
+                values = [score.get() for score in scores]
+                best = values.index(max(values) if classifier else min(values))
+                if best != leader:
+                    leader, switched_at = best, t + 1
+        served[key] = out
+    return served
 
 
 def chick_rows() -> list[tuple[str, dict, float]]:

@@ -8,7 +8,7 @@ import pytest
 
 from streamlearn.core import Learner
 from streamlearn.events import Label, Observation
-from streamlearn.models import load_factory
+from streamlearn.models import load_candidates, load_factory
 from streamlearn.testing import TopicReader, produce, until
 from tests.integration.conftest import predictions_by_key, rounds_of_predict_then_learn
 from tests.oracle import chick_rows, per_key_predictions
@@ -65,7 +65,7 @@ async def test_kill_9_mid_stream_neither_loses_nor_repeats_a_label(
     after = worker.counters()
     assert after["joined"] > 0  # the kill came mid-stream: the new process had labels left
 
-    learner = Learner(load_factory("linear-regression"), "linear-regression")
+    learner = Learner(load_candidates(["linear-regression"]))
     for k in range(keys):
         key = f"key-{k}"
         state = learner.new_state()

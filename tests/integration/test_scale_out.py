@@ -14,7 +14,7 @@ import pytest
 
 from streamlearn.core import Learner
 from streamlearn.events import Label, Observation
-from streamlearn.models import load_factory
+from streamlearn.models import load_candidates
 from streamlearn.settings import Topics
 from streamlearn.source import Columns, to_events
 from streamlearn.testing import TopicReader, produce, until
@@ -42,7 +42,7 @@ def stream() -> list[tuple[str, str, dict]]:
 
 def reference() -> dict[str, float]:
     """Each key's prediction on the probe after learning all its labels, in one process."""
-    learner = Learner(load_factory("linear-regression"), "linear-regression")
+    learner = Learner(load_candidates(["linear-regression"]))
     states: dict = {}
     for i, row in enumerate(rows()):
         state = states.setdefault(row["key"], learner.new_state())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -81,6 +82,39 @@ def test_a_bad_model_is_one_line(spec, says, tmp_path):
     ran = run_cli("replay", str(data), "--key", "k", "--target", "y", "--model", spec)
     assert_one_line_error(ran)
     assert says in ran.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--model", "linear-regression", "--model", "nosuch"], "unknown model 'nosuch'"),
+        (["--model", "linear-regression,logistic-regression"], "all regressors or all classifiers"),
+        (["--model", " , "], "no model given"),
+        (["--select-window", "-1"], "--select-window"),
+        (["--select-min-labels", "x"], "--select-min-labels"),
+    ],
+)
+def test_a_bad_candidate_list_or_selection_is_one_line(args, says, tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("k,y\na,1\n")
+    ran = run_cli("replay", str(data), "--key", "k", "--target", "y", *args)
+    assert_one_line_error(ran)
+    assert says in ran.stderr
+
+
+def test_candidates_from_the_environment_comma_or_space_separated(tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("k,v,y\na,1,1\na,2,2\nb,1,5\n")
+    out = tmp_path / "p.jsonl"
+    for value in ("linear-regression,knn-regression", "linear-regression  knn-regression"):
+        ran = run_cli("replay", str(data), "--key", "k", "--target", "y", "--out", str(out),
+                      env={"STREAMLEARN_MODEL": value})  # fmt: skip
+        assert ran.code == 0, ran.stderr
+        records = [json.loads(line) for line in out.read_text().splitlines()]
+        assert [list(r["candidates"]) for r in records] == [
+            ["linear-regression", "knn-regression"]
+        ] * 3
+        assert "served (each key's leader)" in ran.stdout
 
 
 def _no_broker() -> str:

@@ -8,7 +8,7 @@ import pytest
 
 from streamlearn.core import Learner
 from streamlearn.events import Label, Observation, Reason, Rejected
-from streamlearn.models import load_factory
+from streamlearn.models import Candidate, load_candidates, load_factory
 from tests.creme_model import CremeStyleMean, Fussy
 from tests.oracle import chick_rows, per_key_predictions, phishing_rows
 
@@ -31,7 +31,7 @@ def _run_predict_then_learn(learner: Learner, rows) -> dict[str, list]:
 def test_core_equals_river_progressive_validation_per_key(preset, rows, classifier):
     factory = load_factory(preset)
     data = rows()
-    learner = Learner(factory, preset)
+    learner = Learner([Candidate(preset, factory)])
     assert learner.classifier is classifier
     ours = _run_predict_then_learn(learner, data)
     expected = per_key_predictions(data, factory, classifier)
@@ -45,7 +45,7 @@ def test_core_equals_river_progressive_validation_per_key(preset, rows, classifi
 
 @pytest.fixture
 def learner() -> Learner:
-    return Learner(load_factory("linear-regression"), "linear-regression", horizon=100.0)
+    return Learner(load_candidates(["linear-regression"]), horizon=100.0)
 
 
 def test_label_before_observation_waits_then_learns_right_after_the_prediction(learner):
@@ -100,7 +100,7 @@ def _daily(learner, state, days, typo_day=None, key="k"):
 
 
 def test_one_far_future_time_expires_nothing_and_shields_nothing(learner):
-    horizon_days = Learner(load_factory("linear-regression"), "lr", horizon=7 * 86400.0)
+    horizon_days = Learner(load_candidates(["linear-regression"]), horizon=7 * 86400.0)
     state = horizon_days.new_state()
     outcomes = _daily(horizon_days, state, range(60), typo_day=30)
     assert outcomes == ["joined"] * 59  # before the fix: the typo expired every later entry
@@ -109,7 +109,7 @@ def test_one_far_future_time_expires_nothing_and_shields_nothing(learner):
 
 
 def test_a_far_future_entry_at_the_front_does_not_shield_expired_ones():
-    learner = Learner(load_factory("linear-regression"), "lr", horizon=10.0)
+    learner = Learner(load_candidates(["linear-regression"]), horizon=10.0)
     state = learner.new_state()
     learner.observe(state, "k", Observation("future", {"a": 1.0}, ts=1e12))  # first, alone
     for i in range(30):
@@ -119,7 +119,7 @@ def test_a_far_future_entry_at_the_front_does_not_shield_expired_ones():
 
 
 def test_a_rejected_observation_does_not_move_the_clock():
-    learner = Learner(Fussy, "fussy", horizon=10.0)
+    learner = Learner([Candidate("fussy", Fussy)], horizon=10.0)
     state = learner.new_state()
     for i in range(3):
         learner.observe(state, "k", Observation(i, {"a": 1.0}, ts=float(i)))
@@ -156,13 +156,13 @@ def test_an_observation_without_a_usable_feature_is_flagged(learner):
     step = learner.observe(state, "k", Observation(0, {"id": "A_1", "date": "2016-01-01"}, 0.0))
     assert step.outcome == "predicted" and step.warnings == ("no_features",)
     assert learner.observe(state, "k", Observation(1, {"a": 1.0}, 1.0)).warnings == ()
-    m5 = Learner(load_factory("m5"), "m5")  # a pipeline whose needs are not known: no check
+    m5 = Learner(load_candidates(["m5"]))  # a pipeline whose needs are not known: no check
     x = {"id": "A_1_001_CA_1", "date": "2016-01-01"}
     assert m5.observe(m5.new_state(), "k", Observation(0, x, 0.0)).warnings == ()
 
 
 def test_pending_entries_are_capped_per_key():
-    learner = Learner(load_factory("linear-regression"), "lr", max_pending=3)
+    learner = Learner(load_candidates(["linear-regression"]), max_pending=3)
     state = learner.new_state()
     expired = sum(
         learner.observe(state, "k", Observation(i, {"a": 1.0}, ts=0.0)).expired for i in range(5)
@@ -171,7 +171,7 @@ def test_pending_entries_are_capped_per_key():
 
 
 def test_a_model_that_raises_gives_an_error_and_the_key_goes_on():
-    learner = Learner(Fussy, "fussy")
+    learner = Learner([Candidate("fussy", Fussy)])
     state = learner.new_state()
     step = learner.observe(state, "k", Observation(0, {"boom": 1.0}, ts=0.0))
     assert step.outcome == "dead_lettered" and step.error.reason is Reason.MODEL_ERROR
@@ -201,7 +201,7 @@ def test_state_survives_pickling_with_identical_predictions(learner):
 
 
 def test_creme_style_fit_one_models_learn():
-    learner = Learner(CremeStyleMean, "creme")
+    learner = Learner([Candidate("creme", CremeStyleMean)])
     state = learner.new_state()
     for i, y in enumerate([2.0, 4.0]):
         learner.observe(state, "k", Observation(i, {}, ts=0.0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from streamlearn.core import Learner
 from streamlearn.events import Observation
 from streamlearn.merge import Merge
-from streamlearn.models import load_factory
+from streamlearn.models import load_candidates
 from streamlearn.state import PartitionStates, dumps_state
 
 
@@ -42,7 +42,7 @@ def test_a_head_record_goes_after_max_wait_and_ties_put_observations_first():
 
 
 def test_live_states_load_once_and_only_clean_ones_are_evicted():
-    learner = Learner(load_factory("linear-regression"), "lr")
+    learner = Learner(load_candidates(["linear-regression"]))
     stored = learner.new_state()
     learner.observe(stored, "a", Observation(1, {"v": 1.0}, 0.0))
     loads = []

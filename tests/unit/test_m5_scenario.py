@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from streamlearn.core import Learner
-from streamlearn.models import load_factory
+from streamlearn.models import load_candidates
 from streamlearn.replay import replay_events
 from streamlearn.sales import sales_ids, sales_rows
 from streamlearn.source import Columns, Event, to_events
@@ -45,7 +45,7 @@ def scenario(sort_by_id: bool) -> list[Event]:
 
 def predictions(events: list[Event]):
     lines: list[bytes] = []
-    learner = Learner(load_factory("m5"), "m5")
+    learner = Learner(load_candidates(["m5"]))
     result = replay_events(events, learner, on_prediction=lines.append)
     by_key: dict[str, list] = {}
     for line in lines:

@@ -85,6 +85,7 @@ STREAMS = {
     "knn-regression": numeric_stream,
     "bikes": bikes_stream,
     "m5": m5_stream,
+    "m5-knn": m5_stream,
 }
 
 

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from streamlearn.core import Learner
-from streamlearn.models import load_factory
+from streamlearn.models import load_candidates
 from streamlearn.partitioner import partition_for
 from streamlearn.processor import Processor, Record
 from streamlearn.settings import Topics
@@ -18,7 +18,7 @@ PARTITIONS = 4
 
 @pytest.fixture
 def processor() -> Processor:
-    learner = Learner(load_factory("linear-regression"), "linear-regression")
+    learner = Learner(load_candidates(["linear-regression"]))
     return Processor(learner, TOPICS, PARTITIONS, max_event_bytes=1024)
 
 
