@@ -7,7 +7,7 @@ import copy
 from streamlearn.audit import audit
 from streamlearn.core import Learner
 from streamlearn.events import Label, Observation
-from streamlearn.models import load_factory
+from streamlearn.models import load_candidates, load_factory
 
 MODEL = "linear-regression"
 
@@ -24,7 +24,7 @@ def run() -> tuple[list, list]:
     events += [("label", f"k{j % 3}", {"id": j, "y": float(j % 5)}) for j in range(27, 30)]
     probe = {"id": "probe", "x": {"a": 2.0, "b": 1.0}}
     events += [("observation", f"k{k}", probe) for k in range(3)]
-    learner = Learner(load_factory(MODEL), MODEL)
+    learner = Learner(load_candidates([MODEL]))
     states: dict = {}
     answers = []
     for kind, key, value in events:
