@@ -79,13 +79,18 @@ def _watch(pool: WorkerPool, pairs: int, timeout: float) -> tuple[float, int]:
     """`(seconds, events processed in them)` from the first consumed record to the last learn."""
     deadline = time.perf_counter() + timeout
     first: tuple[float, int] | None = None
+    idle = time.perf_counter()
     progress = (time.perf_counter(), 0)  # when `consumed` last changed, and to what
     while True:
         pool.check_alive()  # also ends the wait if a worker failed to start
         counters = pool.counters()
         now = time.perf_counter()
-        if first is None and counters["consumed"] > 0:
-            first = (now, counters["consumed"])
+        if first is None and counters["consumed"] == 0:
+            idle = now  # the last poll before any record was consumed
+        elif first is None:
+            # A batched worker can take a whole small backlog in one fetch: then the drain
+            # began after the previous poll, and timing from there is late by at most one poll.
+            first = (now, counters["consumed"]) if counters["learned"] < pairs else (idle, 0)
         if counters["predicted"] >= pairs and counters["learned"] >= pairs:
             break
         if counters["consumed"] != progress[1]:
