@@ -84,9 +84,18 @@ def _bikes_add_hour(x: dict) -> dict:
     return {**x, "hour": _parse_moment(x["moment"]).hour}
 
 
+def _bikes_weather(x: dict) -> dict:
+    """The weather features of `x`, always in the order of `BIKES_WEATHER`.
+
+    Not `compose.Select`: it keeps its keys in a set, whose order after unpickling may differ
+    with the hash seed, so a model restored from the changelog summed its features in another
+    order and predicted a different last bit than the live one."""
+    return {name: x[name] for name in BIKES_WEATHER}
+
+
 def bikes() -> compose.Pipeline:
     """Bikes at a station: `station`, ISO `moment`, clouds/humidity/pressure/temperature/wind."""
-    model = compose.Select(*BIKES_WEATHER)
+    model = compose.FuncTransformer(_bikes_weather)
     model += compose.FuncTransformer(_bikes_add_hour) | feature_extraction.TargetAgg(
         by=["station", "hour"], how=stats.Mean(), target_name="y_hourly"
     )
