@@ -3,7 +3,6 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY streamlearn ./streamlearn
-COPY agents ./agents
 RUN pip install --no-cache-dir .
 ENV STREAMLEARN_DATA_DIR=/var/lib/streamlearn
 CMD ["streamlearn", "worker"]

@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 
 # Resolve the Kafka broker's jars from Maven Central once; later starts reuse the cached classpath.
 kafka-jars: install
-	$(BIN)/python -c "from streamlearn.local_kafka import resolve_classpath; resolve_classpath()"
+	$(BIN)/python -c "from streamlearn.kafka.local import resolve_classpath; resolve_classpath()"
 
 demo: kafka-jars
 	$(BIN)/streamlearn demo

@@ -23,7 +23,7 @@ from rich.console import Console
 
 from bench.report import environment, medians, print_header, table, write_json
 from bench.suite import Config, Result, run_all, suite
-from streamlearn.local_kafka import kafka_for
+from streamlearn.kafka.local import kafka_for
 
 QUICK = Config(keys=20, pairs=1_000, partitions=2, repeats=1, e2e_repeats=1)
 

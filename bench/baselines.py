@@ -22,7 +22,7 @@ from pathlib import Path
 from rocksdict import Options, Rdict
 
 from bench.workload import Workload
-from streamlearn.models import Factory
+from streamlearn.learning.models import Factory
 
 
 def limit_pps(workload: Workload, factory: Factory) -> float:

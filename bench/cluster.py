@@ -14,8 +14,8 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
-from streamlearn.broker import prepare_topics
-from streamlearn.local_kafka import free_port
+from streamlearn.kafka.broker import prepare_topics
+from streamlearn.kafka.local import free_port
 from streamlearn.settings import Topics
 from streamlearn.testing import WorkerProcess, unique
 

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.cluster import Encoded, WorkerPool, fresh_topics, proc_status, producer
 from bench.e2e import Target
-from streamlearn.produce import Stamps
+from streamlearn.commands.produce import Stamps
 from streamlearn.settings import Topics
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import click
 
-from streamlearn.broker import prepare_topics
-from streamlearn.local_kafka import free_port, kafka_for
+from streamlearn.kafka.broker import prepare_topics
+from streamlearn.kafka.local import free_port, kafka_for
 from streamlearn.settings import Topics
 from streamlearn.testing import WorkerProcess, produce, wait_for
 

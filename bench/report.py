@@ -25,7 +25,7 @@ from rich.table import Table
 from bench.e2e import POLL_SECONDS
 from bench.peers import PEERS, Peer
 from bench.suite import Result
-from streamlearn.local_kafka import KAFKA_VERSION
+from streamlearn.kafka.local import KAFKA_VERSION
 
 LIBRARIES = ("streamlearn", "river", "faust-streaming", "aiokafka", "rocksdict", "orjson")
 OPTIONAL_LIBRARIES = ("quixstreams",)  # the bench extra: named when installed

@@ -4,12 +4,12 @@ Workers of one app share 8 partitions while the bench's linear workload (50 keys
 steady pace for `--duration` (8 min). Every 15-30 s a random worker is SIGKILLed (1 in 8 times
 SIGTERMed instead) and started again 2-5 s later, 1 in 4 times with its data dir wiped. Then the
 flow stops, every worker is brought back, the group drains, a probe observation goes to every
-key, and `streamlearn.audit` checks every prediction copy against River's oracle (the kill loop
-test runs the same checks). The report: the audit; how much of the time output was paused (no
-prediction at all in a second while an observation waited through it) and how much of each
-key's time it waited so; from each SIGKILL until every key's predictions flowed again (the first
-answer to an observation sent after the kill, for the slowest key); each restart's time to
-ready, and SIGTERM exits.
+key, and `streamlearn/learning/audit.py` checks every prediction copy against River's oracle
+(the kill loop test runs the same checks). The report: the audit; how much of the time output
+was paused (no prediction at all in a second while an observation waited through it) and how
+much of each key's time it waited so; from each SIGKILL until every key's predictions flowed
+again (the first answer to an observation sent after the kill, for the slowest key); each
+restart's time to ready, and SIGTERM exits.
 
 It starts a local Kafka unless `--broker` names one, shows progress every 10 s, and stops every
 process it started, also on Ctrl-C.
@@ -41,10 +41,10 @@ from bench.cluster import fresh_topics
 from bench.e2e import Target
 from bench.latency import predictions_consumer, send_paced
 from bench.workload import FEATURES, make_workload
-from streamlearn.audit import Audit, audit
-from streamlearn.local_kafka import free_port, kafka_for
-from streamlearn.models import load_factory
-from streamlearn.options import compose
+from streamlearn.commands.options import compose
+from streamlearn.kafka.local import free_port, kafka_for
+from streamlearn.learning.audit import Audit, audit
+from streamlearn.learning.models import load_factory
 from streamlearn.settings import Topics
 from streamlearn.testing import WorkerProcess, group_lag, produce, unique, until
 

@@ -29,7 +29,7 @@ from bench.latency import Latency, measure
 from bench.peers import PEERS, PeerDrain, PeerFailed
 from bench.peers import drain as drain_peer
 from bench.workload import make_workload
-from streamlearn.models import load_factory
+from streamlearn.learning.models import load_factory
 
 LATENCY_SECONDS = 10.0  # how long the paced run lasts at most
 LATENCY_MIN_PAIRS = 200

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from streamlearn.bikes import bike_stream
+from streamlearn.datasets.bikes import bike_stream
 from streamlearn.source import Columns, Event, to_events
 
 FEATURES = ("f0", "f1", "f2", "f3")

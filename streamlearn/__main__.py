@@ -2,6 +2,6 @@
 
 import sys
 
-from streamlearn.cli import main
+from streamlearn.commands.cli import main
 
 sys.exit(main())

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamlearn.core import DEFAULT_HORIZON, DEFAULT_MAX_PENDING, Selection
-from streamlearn.events import DEFAULT_MAX_EVENT_BYTES
+from streamlearn.learning.core import DEFAULT_HORIZON, DEFAULT_MAX_PENDING, Selection
+from streamlearn.learning.events import DEFAULT_MAX_EVENT_BYTES
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,9 @@ class Settings:
     session_timeout: float = 30.0
     instance_id: str | None = None  # static group membership (KIP-345): see README "Scaling out"
     cache_size: int = 10_000  # live key states kept per partition beyond the unwritten ones
-    checkpoint_interval: float = 5.0  # seconds between checkpoints (agents/checkpoint.py) ...
+    checkpoint_interval: float = (
+        5.0  # seconds between checkpoints (streamlearn/worker/checkpoint.py) ...
+    )
     checkpoint_records: int = 20_000  # ... or records processed, whichever comes first
     merge_wait: float = 0.5  # how long a record waits for the other input topic (merge.py)
     log_interval: float = 10.0

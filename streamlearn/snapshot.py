@@ -23,7 +23,7 @@ its length (4 bytes, big-endian).
     Opened(names=('lr',), replace=False, state=b'<pickled state>')
     >>> unseal(b"other", b"k", sealed)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    streamlearn.events.Rejected: bad-signature: the state's seal does not match ...
+    streamlearn.learning.events.Rejected: bad-signature: the state's seal does not match ...
 """
 
 from __future__ import annotations
@@ -40,16 +40,16 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError as ClientError
 
-from streamlearn.broker import partition_counts, require_broker
 from streamlearn.errors import ConfigError, KafkaError
-from streamlearn.events import Reason, Rejected
+from streamlearn.kafka.broker import partition_counts, require_broker
+from streamlearn.learning.events import Reason, Rejected
 
 SECRET_ENV = "STREAMLEARN_STATE_SECRET"
 MAGIC = b"\x00streamlearn-state-1\x00"
 FILE_MAGIC = b"streamlearn-snapshot-1\n"
 DIGEST = hashlib.sha256().digest_size
 KEEP, REPLACE = b"k", b"r"
-MAX_RECORD_BYTES = 4 * 1024 * 1024  # what a worker fetches at most (agents/app.py)
+MAX_RECORD_BYTES = 4 * 1024 * 1024  # what a worker fetches at most (streamlearn/worker/app.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from streamlearn.errors import ConfigError
-from streamlearn.events import EventId, Rejected, parse_ts
+from streamlearn.learning.events import EventId, Rejected, parse_ts
 
 _INT = re.compile(r"[+-]?\d+\Z")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\Z")

@@ -21,10 +21,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from rocksdict import AccessType, Options, Rdict
 
-from streamlearn.broker import admin, partition_counts
+from streamlearn.commands.produce import Stamps
 from streamlearn.errors import StreamlearnError
-from streamlearn.partitioner import partition_for
-from streamlearn.produce import Stamps
+from streamlearn.kafka.broker import admin, partition_counts
+from streamlearn.kafka.partitioner import partition_for
 from streamlearn.settings import Topics
 
 READY_LINE = "streamlearn worker ready"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from streamlearn import testing
-from streamlearn.local_kafka import kafka_for
+from streamlearn.kafka.local import kafka_for
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ class Fussy:
     """A River-style regressor that raises on a feature named `boom` (for model-error tests)."""
 
     def __init__(self) -> None:
-        from streamlearn.presets import linear_regression
+        from streamlearn.learning.presets import linear_regression
 
         self.model = linear_regression()
 

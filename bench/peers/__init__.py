@@ -31,7 +31,7 @@ from pathlib import Path
 import orjson
 
 from bench.e2e import Target
-from streamlearn.broker import ensure_topics
+from streamlearn.kafka.broker import ensure_topics
 from streamlearn.testing import record_count, unique
 
 ROOT = Path(__file__).parents[2]  # where `bench` is importable from

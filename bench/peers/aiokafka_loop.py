@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer
 
 from bench.cluster import producer
 from bench.peers import STALL_SECONDS, Spec, Timing, main
-from streamlearn.models import load_factory
+from streamlearn.learning.models import load_factory
 from streamlearn.testing import unique
 
 LINGER_MS = 5  # as the streamlearn worker's producer

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from quixstreams import Application, State
 
 from bench.peers import STALL_SECONDS, Spec, Timing, main
-from streamlearn.models import load_factory
+from streamlearn.learning.models import load_factory
 from streamlearn.testing import unique
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL

@@ -112,7 +112,7 @@ if crash_at:
     commits = [0]
 
     async def commit_or_die(self, *args, **kwargs):
-        # Only the checkpoint commits input offsets (agents/checkpoint.py, step 3): by now its
+        # Only the checkpoint commits input offsets (worker/checkpoint.py, step 3): by now its
         # changelog records and outputs are acknowledged by the broker, and nothing is committed.
         commits[0] += 1
         if commits[0] == int(crash_at):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from streamlearn.broker import ensure_topics
-from streamlearn.local_kafka import free_port
+from streamlearn.kafka.broker import ensure_topics
+from streamlearn.kafka.local import free_port
 from streamlearn.settings import Topics
 from streamlearn.testing import TopicReader, WorkerProcess, group_lag, produce, until
 

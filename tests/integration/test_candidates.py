@@ -7,9 +7,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from streamlearn.core import Learner, Selection
-from streamlearn.models import load_candidates, load_factory
-from streamlearn.replay import replay_events
+from streamlearn.commands.replay import replay_events
+from streamlearn.learning.core import Learner, Selection
+from streamlearn.learning.models import load_candidates, load_factory
 from streamlearn.source import Event
 from streamlearn.testing import TopicReader
 from tests.integration.conftest import rounds_of_predict_then_learn

@@ -1,4 +1,4 @@
-"""Crashes around a checkpoint (agents/checkpoint.py): a partition comes back as exactly its
+"""Crashes around a checkpoint (worker/checkpoint.py): a partition comes back as exactly its
 last checkpoint, every record after it is read again, and nothing is lost or learned twice.
 
 The oracle is the scale-out tests' one: every key's final model equals one uninterrupted run's,

@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streamlearn.bikes import bike_stream, write_csv
-from streamlearn.local_kafka import free_port, pid_alive
+from streamlearn.datasets.bikes import bike_stream, write_csv
+from streamlearn.kafka.local import free_port, pid_alive
 from streamlearn.testing import READY_LINE, record_count, wait_for
 from tests.conftest import run_cli
 

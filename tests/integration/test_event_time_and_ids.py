@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 from datetime import UTC, datetime, timedelta
 
-from streamlearn.sales import sales_rows
+from streamlearn.datasets.sales import sales_rows
 from streamlearn.testing import TopicReader, produce, until
 from tests.conftest import run_cli
 from tests.integration.conftest import topic_flags

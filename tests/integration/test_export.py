@@ -9,13 +9,13 @@ import asyncio
 import orjson
 import pytest
 
-from streamlearn.broker import ensure_topics
-from streamlearn.core import Learner, Selection
-from streamlearn.events import Label, Observation
-from streamlearn.models import load_candidates
+from streamlearn.kafka.broker import ensure_topics
+from streamlearn.learning.core import Learner, Selection
+from streamlearn.learning.events import Label, Observation
+from streamlearn.learning.models import load_candidates
+from streamlearn.learning.state import loads_state
 from streamlearn.settings import Topics
 from streamlearn.snapshot import read_snapshot, unseal
-from streamlearn.state import loads_state
 from streamlearn.testing import TopicReader, produce, until
 from tests.conftest import run_cli
 from tests.integration.conftest import Workers, rounds_of_predict_then_learn

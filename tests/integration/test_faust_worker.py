@@ -1,4 +1,5 @@
-"""`faust -A agents.app worker`, Faust's own command, configured by `STREAMLEARN_*` variables."""
+"""`faust -A streamlearn.worker.app worker`, Faust's own command, configured by `STREAMLEARN_*`
+variables."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from streamlearn.testing import READY_LINE, TopicReader, produce, until
 
 async def test_faust_worker_logs_the_ready_line_and_the_counters(kafka_bootstrap, topics, workers):
     worker = workers.make()
-    worker.args = [sys.executable, "-m", "faust", "-A", "agents.app", "worker"]  # default level
+    worker.args = [
+        sys.executable,
+        "-m",
+        "faust",
+        "-A",
+        "streamlearn.worker.app",
+        "worker",
+    ]  # default level
     worker.env.update(
         STREAMLEARN_BROKER=kafka_bootstrap,
         STREAMLEARN_APP_ID=workers.app_id,

@@ -6,7 +6,7 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streamlearn.broker import ensure_topics, partition_counts
+from streamlearn.kafka.broker import ensure_topics, partition_counts
 
 
 async def _consume(consumer: AIOKafkaConsumer, count: int, timeout: float = 30.0) -> list:

@@ -3,7 +3,7 @@ events flow, one with its data dir wiped, one stopped with SIGTERM.
 
 Every observation must be answered, every copy of a prediction identical, and every label
 learned exactly once: every prediction is River's for its key after `n_learned` labels, and the
-probes sent at the end find every label learned (streamlearn/audit.py, which the soak in
+probes sent at the end find every label learned (streamlearn/learning/audit.py, which the soak in
 `bench/soak.py` runs too).
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 
-from streamlearn.audit import audit
-from streamlearn.models import load_factory
+from streamlearn.learning.audit import audit
+from streamlearn.learning.models import load_factory
 from streamlearn.testing import TopicReader
 from tests.integration.test_scale_out import probe_all, probe_events, send, stream
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from streamlearn.local_kafka import free_port, pid_alive
+from streamlearn.kafka.local import free_port, pid_alive
 from tests.conftest import assert_one_line_error, run_cli
 
 

@@ -7,8 +7,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streamlearn.models import load_factory
-from streamlearn.partitioner import partition_for
+from streamlearn.kafka.partitioner import partition_for
+from streamlearn.learning.models import load_factory
 from streamlearn.testing import TopicReader, produce, until
 from tests.integration.conftest import (
     PARTITIONS,

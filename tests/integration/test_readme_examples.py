@@ -8,8 +8,8 @@ import sys
 
 import orjson
 
-from streamlearn.broker import ensure_topics
-from streamlearn.partitioner import partition_for
+from streamlearn.kafka.broker import ensure_topics
+from streamlearn.kafka.partitioner import partition_for
 from streamlearn.testing import TopicReader
 from tests.readme import code_blocks
 

@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from streamlearn.core import Learner
-from streamlearn.events import Label, Observation
-from streamlearn.models import load_candidates, load_factory
+from streamlearn.learning.core import Learner
+from streamlearn.learning.events import Label, Observation
+from streamlearn.learning.models import load_candidates, load_factory
 from streamlearn.testing import TopicReader, produce, until
 from tests.integration.conftest import predictions_by_key, rounds_of_predict_then_learn
 from tests.oracle import chick_rows, per_key_predictions

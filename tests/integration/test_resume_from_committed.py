@@ -11,9 +11,9 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import RecordsToDelete
 
-from agents.rebalance import resume_from_committed
-from streamlearn.broker import admin, ensure_topics
+from streamlearn.kafka.broker import admin, ensure_topics
 from streamlearn.testing import produce_on_each_partition
+from streamlearn.worker.rebalance import resume_from_committed
 from tests.integration.test_kafka_roundtrip import _consume
 
 

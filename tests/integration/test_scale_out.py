@@ -12,9 +12,9 @@ import shutil
 
 import pytest
 
-from streamlearn.core import Learner
-from streamlearn.events import Label, Observation
-from streamlearn.models import load_candidates
+from streamlearn.learning.core import Learner
+from streamlearn.learning.events import Label, Observation
+from streamlearn.learning.models import load_candidates
 from streamlearn.settings import Topics
 from streamlearn.source import Columns, to_events
 from streamlearn.testing import TopicReader, produce, until

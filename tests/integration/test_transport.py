@@ -1,5 +1,5 @@
 """aiokafka hands a fetch waiting on an empty set of partitions the records of every partition;
-the worker's transport (agents/transport.py) hands it only those of partitions still active.
+the worker's transport (worker/transport.py) hands it only those of partitions still active.
 
 The fetcher is asked exactly as Faust's aiokafka driver asks it, with Faust's live set of active
 partitions, which every rebalance empties by pausing them all.
@@ -11,9 +11,9 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from agents.transport import ActivePartitions
-from streamlearn.broker import ensure_topics
+from streamlearn.kafka.broker import ensure_topics
 from streamlearn.testing import produce_on_each_partition, until
+from streamlearn.worker.transport import ActivePartitions
 
 
 async def test_a_fetch_waiting_on_paused_partitions_takes_none_of_their_records(

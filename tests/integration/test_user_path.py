@@ -8,7 +8,7 @@ import time
 import orjson
 import pytest
 
-from streamlearn.bikes import bike_stream, write_csv
+from streamlearn.datasets.bikes import bike_stream, write_csv
 from streamlearn.source import Columns, RowReader, to_events
 from streamlearn.testing import TopicReader, produce, until
 from tests.conftest import assert_one_line_error, run_cli

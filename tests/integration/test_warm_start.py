@@ -9,9 +9,9 @@ import csv
 import orjson
 import pytest
 
-from streamlearn.core import Learner, Selection
-from streamlearn.models import load_candidates
-from streamlearn.replay import replay_events
+from streamlearn.commands.replay import replay_events
+from streamlearn.learning.core import Learner, Selection
+from streamlearn.learning.models import load_candidates
 from streamlearn.snapshot import DIGEST, MAGIC
 from streamlearn.source import Event
 from streamlearn.testing import TopicReader, produce, until

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agents.app import create_app
-from streamlearn.cli import settings_from_env
+from streamlearn.commands.cli import settings_from_env
+from streamlearn.worker.app import create_app
 
 
 def test_the_web_server_binds_loopback_unless_told(monkeypatch):

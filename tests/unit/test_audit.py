@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import copy
 
-from streamlearn.audit import audit
-from streamlearn.core import Learner
-from streamlearn.events import Label, Observation
-from streamlearn.models import load_candidates, load_factory
+from streamlearn.learning.audit import audit
+from streamlearn.learning.core import Learner
+from streamlearn.learning.events import Label, Observation
+from streamlearn.learning.models import load_candidates, load_factory
 
 MODEL = "linear-regression"
 

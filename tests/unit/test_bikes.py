@@ -20,7 +20,7 @@ from river import (
     stats,
 )
 
-from streamlearn.bikes import FIELDS, bike_stream, write_csv
+from streamlearn.datasets.bikes import FIELDS, bike_stream, write_csv
 
 WEATHER = ("clouds", "humidity", "pressure", "temperature", "wind")
 

@@ -8,15 +8,15 @@ import pickle
 import orjson
 import pytest
 
-from streamlearn.core import KeyState, Learner, Selection
+from streamlearn.commands.replay import replay_events
 from streamlearn.errors import ModelError
-from streamlearn.events import Label, Observation
-from streamlearn.models import Candidate, load_candidates, load_factory
-from streamlearn.processor import Processor, Record
-from streamlearn.replay import replay_events
+from streamlearn.learning.core import KeyState, Learner, Selection
+from streamlearn.learning.events import Label, Observation
+from streamlearn.learning.models import Candidate, load_candidates, load_factory
+from streamlearn.learning.processor import Processor, Record
+from streamlearn.learning.state import PartitionStates, dumps_state, loads_state
 from streamlearn.settings import Topics
 from streamlearn.source import Event
-from streamlearn.state import PartitionStates, dumps_state, loads_state
 from tests.creme_model import Fussy, ten, zero
 from tests.oracle import chick_rows, per_key_predictions, phishing_rows, served_by_rule
 

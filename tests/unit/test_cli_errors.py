@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from streamlearn.cli import main
-from streamlearn.local_kafka import free_port
+from streamlearn.commands.cli import main
+from streamlearn.kafka.local import free_port
 from tests.conftest import Ran, assert_one_line_error, run_cli
 
 REPO = Path(__file__).parents[2]
@@ -161,9 +161,10 @@ def test_a_web_host_that_is_not_this_machine_fails_in_one_line(tmp_path):
     ],
 )
 def test_faust_worker_with_a_bad_setting_is_one_line(variable, value, says, tmp_path):
-    """`faust -A agents.app worker`, Faust's own way in, reports like `streamlearn worker`."""
+    """`faust -A streamlearn.worker.app worker`, Faust's own way in, reports like
+    `streamlearn worker`."""
     done = subprocess.run(
-        [sys.executable, "-m", "faust", "-A", "agents.app", "worker"],
+        [sys.executable, "-m", "faust", "-A", "streamlearn.worker.app", "worker"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(REPO), variable: value},
     )  # fmt: skip

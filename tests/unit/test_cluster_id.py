@@ -1,6 +1,6 @@
 """The local broker's cluster id must never look like an option to Kafka's storage tool."""
 
-from streamlearn.local_kafka import new_cluster_id
+from streamlearn.kafka.local import new_cluster_id
 
 # 0xF8 makes the first base64 character "-": the first 6 bits are 62.
 DASHED = bytes([0xF8]) + bytes(15)

@@ -6,9 +6,9 @@ import pickle
 
 import pytest
 
-from streamlearn.core import Learner
-from streamlearn.events import Label, Observation, Reason, Rejected
-from streamlearn.models import Candidate, load_candidates, load_factory
+from streamlearn.learning.core import Learner
+from streamlearn.learning.events import Label, Observation, Reason, Rejected
+from streamlearn.learning.models import Candidate, load_candidates, load_factory
 from tests.creme_model import CremeStyleMean, Fussy
 from tests.oracle import chick_rows, per_key_predictions, phishing_rows
 

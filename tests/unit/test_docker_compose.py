@@ -42,7 +42,7 @@ def test_worker_can_be_scaled():
 def test_producer_streams_the_bundled_data_with_the_workers_settings():
     producer = COMPOSE["services"]["producer"]
     script = producer["command"][-1]
-    assert "python -m streamlearn.bikes_csv /tmp/bikes.csv" in script
+    assert "python -m streamlearn.datasets.bikes_csv /tmp/bikes.csv" in script
     assert "streamlearn produce /tmp/bikes.csv --key station --target bikes" in script
     worker_env = COMPOSE["services"]["worker"]["environment"]
     for name in ("STREAMLEARN_BROKER", "STREAMLEARN_PARTITIONS"):
@@ -54,7 +54,7 @@ def test_the_producer_command_parses_with_the_real_cli(tmp_path):
     """The producer's `streamlearn produce …` line is a valid command line for this version."""
     import shlex
 
-    from streamlearn.cli import cli
+    from streamlearn.commands.cli import cli
 
     script = COMPOSE["services"]["producer"]["command"][-1]
     words = shlex.split(script.split("&&", 1)[1])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamlearn.events import (
+from streamlearn.learning.events import (
     Reason,
     Rejected,
     check_target,

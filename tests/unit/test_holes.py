@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents.rebalance import Holes
+from streamlearn.worker.rebalance import Holes
 
 
 def test_consecutive_offsets_and_redeliveries_are_no_hole():

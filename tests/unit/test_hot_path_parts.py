@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from streamlearn.core import Learner
-from streamlearn.events import Observation
-from streamlearn.merge import Merge
-from streamlearn.models import load_candidates
-from streamlearn.state import PartitionStates, dumps_state
+from streamlearn.learning.core import Learner
+from streamlearn.learning.events import Observation
+from streamlearn.learning.merge import Merge
+from streamlearn.learning.models import load_candidates
+from streamlearn.learning.state import PartitionStates, dumps_state
 
 
 def test_a_head_record_waits_for_the_other_topic_until_it_is_caught_up_since_its_time():

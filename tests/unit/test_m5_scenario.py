@@ -12,10 +12,10 @@ import csv
 import orjson
 import pytest
 
-from streamlearn.core import Learner
-from streamlearn.models import load_candidates
-from streamlearn.replay import replay_events
-from streamlearn.sales import sales_ids, sales_rows
+from streamlearn.commands.replay import replay_events
+from streamlearn.datasets.sales import sales_ids, sales_rows
+from streamlearn.learning.core import Learner
+from streamlearn.learning.models import load_candidates
 from streamlearn.source import Columns, Event, to_events
 from tests.conftest import assert_one_line_error, run_cli
 

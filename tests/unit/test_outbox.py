@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaProducer
 
-from agents.outbox import Outbox
+from streamlearn.worker.outbox import Outbox
 
 
 async def test_records_fill_batches_per_partition_in_order():

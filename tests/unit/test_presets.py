@@ -13,7 +13,7 @@ import sys
 import pytest
 from river import base, dummy, evaluate, linear_model, metrics, preprocessing, stats
 
-from streamlearn.presets import BIKES_WEATHER, PRESETS
+from streamlearn.learning.presets import BIKES_WEATHER, PRESETS
 from tests.oracle import chick_rows, phishing_rows
 
 Stream = list[tuple[dict, object]]

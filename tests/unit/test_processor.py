@@ -5,12 +5,12 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from streamlearn.core import Learner
-from streamlearn.models import load_candidates
-from streamlearn.partitioner import partition_for
-from streamlearn.processor import Processor, Record
+from streamlearn.kafka.partitioner import partition_for
+from streamlearn.learning.core import Learner
+from streamlearn.learning.models import load_candidates
+from streamlearn.learning.processor import Processor, Record
+from streamlearn.learning.state import PartitionStates, dumps_state
 from streamlearn.settings import Topics
-from streamlearn.state import PartitionStates, dumps_state
 
 TOPICS = Topics()
 PARTITIONS = 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import pytest
 
-from streamlearn.cli import cli
+from streamlearn.commands.cli import cli
 from tests.readme import streamlearn_commands
 
 COMMANDS = streamlearn_commands()

@@ -7,11 +7,12 @@ import pickle
 import orjson
 import pytest
 
-from streamlearn.core import Learner
 from streamlearn.errors import ConfigError
-from streamlearn.events import Label, Observation
-from streamlearn.models import load_candidates
-from streamlearn.processor import Processor, Record
+from streamlearn.learning.core import Learner
+from streamlearn.learning.events import Label, Observation
+from streamlearn.learning.models import load_candidates
+from streamlearn.learning.processor import Processor, Record
+from streamlearn.learning.state import PartitionStates, dumps_state, loads_state
 from streamlearn.settings import Topics
 from streamlearn.snapshot import (
     DIGEST,
@@ -22,7 +23,6 @@ from streamlearn.snapshot import (
     seal,
     write_snapshot,
 )
-from streamlearn.state import PartitionStates, dumps_state, loads_state
 from tests.conftest import assert_one_line_error, run_cli
 
 SECRET = b"s3cret"

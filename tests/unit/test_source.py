@@ -6,8 +6,8 @@ import gzip
 
 import pytest
 
+from streamlearn.datasets.sales import sales_rows
 from streamlearn.errors import ConfigError
-from streamlearn.sales import sales_rows
 from streamlearn.source import Columns, RowReader, check_columns, parse_delay, to_events
 
 

@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamlearn.broker import probe
 from streamlearn.errors import KafkaError
+from streamlearn.kafka.broker import probe
 
 KAFKA_VERSION = "3.9.1"  # keep in step with pom.xml
 HERE = Path(__file__).parent

@@ -16,14 +16,8 @@ from typing import Any
 import click
 from rich.console import Console
 
-from streamlearn.broker import prepare_topics, probe
-from streamlearn.core import Learner
-from streamlearn.demo import DemoOptions, run_demo
-from streamlearn.errors import ConfigError, StreamlearnError
-from streamlearn.events import Rejected
-from streamlearn.local_kafka import DEFAULT_PORT, KAFKA_VERSION, LocalKafka, default_data_dir
-from streamlearn.models import load_candidates
-from streamlearn.options import (
+from streamlearn.commands.demo import DemoOptions, run_demo
+from streamlearn.commands.options import (
     app_options,
     broker_option,
     column_options,
@@ -35,10 +29,19 @@ from streamlearn.options import (
     topic_options,
     topics_from,
 )
-from streamlearn.produce import produce_events
-from streamlearn.progress import event_progress
-from streamlearn.replay import replay_events
-from streamlearn.report import print_replay
+from streamlearn.commands.produce import produce_events
+from streamlearn.commands.progress import event_progress
+from streamlearn.commands.replay import replay_events
+from streamlearn.commands.report import print_replay
+from streamlearn.commands.tail import tail
+from streamlearn.commands.web import check_web_port
+from streamlearn.errors import ConfigError, StreamlearnError
+from streamlearn.kafka.broker import prepare_topics, probe
+from streamlearn.kafka.local import DEFAULT_PORT, KAFKA_VERSION, LocalKafka, default_data_dir
+from streamlearn.learning.core import Learner
+from streamlearn.learning.events import Rejected
+from streamlearn.learning.models import load_candidates
+from streamlearn.learning.state import dumps_state
 from streamlearn.settings import Settings, Topics
 from streamlearn.snapshot import (
     SECRET_ENV,
@@ -50,9 +53,6 @@ from streamlearn.snapshot import (
     write_snapshot,
 )
 from streamlearn.source import Columns, RowReader, check_columns, parse_delay, to_events
-from streamlearn.state import dumps_state
-from streamlearn.tail import tail
-from streamlearn.web import check_web_port
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -155,7 +155,8 @@ def status(port: int, data_dir: Path) -> int:
 
 
 def settings_from_env() -> Settings:
-    """`Settings` from `STREAMLEARN_*` variables alone (for `faust -A agents.app worker`)."""
+    """`Settings` from `STREAMLEARN_*` variables alone, for
+    `faust -A streamlearn.worker.app worker`."""
     return settings_from(worker.make_context("worker", []).params)
 
 
@@ -164,7 +165,7 @@ def settings_from_env() -> Settings:
 @option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 def worker(log_level: str, **params: Any) -> None:
     """Run a Faust worker of the app: predict on observations, learn from labels."""
-    from agents.app import Worker, create_app
+    from streamlearn.worker.app import Worker, create_app
 
     settings = settings_from(params)
     load_candidates(settings.models)  # local checks before the broker: their errors name them
@@ -306,7 +307,7 @@ def load(snapshot: Path, broker: str, replace: bool, **params: Any) -> None:
 def export(snapshot: Path, broker: str, app_id: str, keys: tuple[str, ...], **params: Any) -> None:
     """Write every key's state of a running app (as of its last checkpoint) to a snapshot, for
     `streamlearn load`, without stopping the workers. --model names the app's candidates."""
-    from agents.export import checkpointed_states
+    from streamlearn.worker.export import checkpointed_states
 
     secret = secret_from_env("export")
     names = tuple(candidate.name for candidate in load_candidates(params["models"]))

@@ -1,10 +1,10 @@
 """Every key's state as of its partition's last checkpoint, read while the workers run.
 
 `streamlearn export` reads the state table's changelog, not the workers: it stops nothing and
-asks no worker for anything. It applies the recovery's rule (agents/store.py): first it reads
+asks no worker for anything. It applies the recovery's rule (store.py): first it reads
 the app's committed input offsets, then the changelog's end, then the changelog up to that end,
 keeping per key the last record whose input offsets a commit covers. A checkpoint sends its
-states before it commits (agents/checkpoint.py), so every checkpoint committed before the
+states before it commits (checkpoint.py), so every checkpoint committed before the
 export started is wholly below that end; records of a checkpoint that had not committed yet are
 passed over, as a recovering worker would pass them over. Each partition is thus exactly its
 last checkpoint: what a worker rebuilding it would start from. The states stay the pickled
@@ -17,10 +17,10 @@ from collections.abc import Collection
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from agents.store import covered
-from streamlearn.broker import admin, partition_counts, require_broker
 from streamlearn.errors import ConfigError
+from streamlearn.kafka.broker import admin, partition_counts, require_broker
 from streamlearn.settings import Topics
+from streamlearn.worker.store import covered
 
 
 def changelog_topic(app_id: str) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamlearn.models import learn, predict
+from streamlearn.learning.models import learn, predict
 
 TOLERANCE = 1e-9
 

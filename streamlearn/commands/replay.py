@@ -17,12 +17,12 @@ from typing import Any
 
 import orjson
 
-from streamlearn.core import KeyState, Learner
-from streamlearn.events import DEFAULT_MAX_EVENT_BYTES
-from streamlearn.processor import Processor, Record
+from streamlearn.learning.core import KeyState, Learner
+from streamlearn.learning.events import DEFAULT_MAX_EVENT_BYTES
+from streamlearn.learning.processor import Processor, Record
+from streamlearn.learning.state import PartitionStates
 from streamlearn.settings import Topics
 from streamlearn.source import Event
-from streamlearn.state import PartitionStates
 
 
 @dataclass(frozen=True, slots=True)

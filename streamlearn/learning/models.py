@@ -21,7 +21,7 @@ from typing import Any
 from river import base, compose
 
 from streamlearn.errors import ModelError
-from streamlearn.presets import PRESETS
+from streamlearn.learning.presets import PRESETS
 
 Factory = Callable[[], Any]
 

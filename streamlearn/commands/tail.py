@@ -22,9 +22,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError as ClientKafkaError
 from aiokafka.structs import ConsumerRecord
 
-from streamlearn.broker import partition_counts, require_broker
+from streamlearn.commands.options import broker_option, topic_options, topics_from
 from streamlearn.errors import ConfigError, KafkaError
-from streamlearn.options import broker_option, topic_options, topics_from
+from streamlearn.kafka.broker import partition_counts, require_broker
 
 DEFAULT_LINES = 10
 

@@ -1,7 +1,7 @@
 """The state table's RocksDB store, which rebuilds a partition as of its last checkpoint.
 
 A checkpoint sends states to the changelog before it commits the input offsets they cover
-(agents/checkpoint.py). A crash in between leaves changelog records of a checkpoint that never
+(checkpoint.py). A crash in between leaves changelog records of a checkpoint that never
 committed: applied, they would put a state ahead of the committed offsets, and the records the
 worker then reads again would find their effects already there (a prediction not re-sent, or
 re-sent with other numbers). So recovery skips a changelog record whose header says it covers
@@ -21,7 +21,7 @@ from faust.stores import rocksdb
 from faust.types import TP, EventT
 from rocksdict import WriteBatch
 
-from agents.checkpoint import OFFSETS_HEADER
+from streamlearn.worker.checkpoint import OFFSETS_HEADER
 
 log = logging.getLogger("streamlearn")
 

@@ -2,13 +2,13 @@
 
 Faust hands every record to an agent through its conductor, a queue, a stream iterator, an
 event object and an ack: about 140 µs per record before any work, and a full core at ~7,400
-records/s. The transport (agents/transport.py) gives the observations' and labels' records to
+records/s. The transport (transport.py) gives the observations' and labels' records to
 `Intake.take` instead, batch by batch as aiokafka fetched them. Per partition they are merged
-into one deterministic order (streamlearn/merge.py), applied to states that live in memory
-(`PartitionStates`, streamlearn/state.py) by the same `Processor` replay runs, and their
-outputs are sent without waiting for each. The checkpoint (agents/checkpoint.py) then makes
+into one deterministic order (streamlearn/learning/merge.py), applied to states that live in memory
+(`PartitionStates`, streamlearn/learning/state.py) by the same `Processor` replay runs, and their
+outputs are sent without waiting for each. The checkpoint (checkpoint.py) then makes
 state and offsets durable together. Faust still runs the group, the assignor, the table and its
-recovery, and the rebalance fixes (agents/rebalance.py).
+recovery, and the rebalance fixes (rebalance.py).
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from aiokafka.errors import KafkaError
 from faust.exceptions import ProducerSendError
 from faust.types import TP
 
-from agents.checkpoint import Checkpoint
-from agents.outbox import Outbox
-from agents.rebalance import Holes, commit_inputs, resume_from_committed
-from agents.states import States
-from streamlearn.merge import Merge
-from streamlearn.processor import Processor, Record
+from streamlearn.learning.merge import Merge
+from streamlearn.learning.processor import Processor, Record
 from streamlearn.settings import Settings
+from streamlearn.worker.checkpoint import Checkpoint
+from streamlearn.worker.outbox import Outbox
+from streamlearn.worker.rebalance import Holes, commit_inputs, resume_from_committed
+from streamlearn.worker.states import States
 
 log = logging.getLogger("streamlearn")
 

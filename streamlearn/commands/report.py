@@ -10,8 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from streamlearn.alerts import alerts
-from streamlearn.replay import ReplayResult
+from streamlearn.commands.replay import ReplayResult
+from streamlearn.learning.alerts import alerts
 from streamlearn.source import RowReader
 
 

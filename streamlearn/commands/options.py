@@ -12,9 +12,9 @@ from typing import Any
 
 import click
 
-from streamlearn.core import DEFAULT_HORIZON, DEFAULT_MAX_PENDING, Selection
-from streamlearn.events import DEFAULT_MAX_EVENT_BYTES
-from streamlearn.models import split_specs
+from streamlearn.learning.core import DEFAULT_HORIZON, DEFAULT_MAX_PENDING, Selection
+from streamlearn.learning.events import DEFAULT_MAX_EVENT_BYTES
+from streamlearn.learning.models import split_specs
 from streamlearn.settings import Settings, Topics
 from streamlearn.snapshot import SECRET_ENV
 

@@ -4,7 +4,7 @@ The Faust agents, `streamlearn replay` and the tests run this same code, so what
 on Kafka is what replay does on a file. Per key, `Learner.observe` and `Learner.label` turn
 `(state, event)` into an updated state and a `Step` (what happened, what to emit).
 
-    >>> from streamlearn.models import load_candidates
+    >>> from streamlearn.learning.models import load_candidates
     >>> learner = Learner(load_candidates(["linear-regression"]))
     >>> state = learner.new_state()
     >>> learner.observe(state, "k", Observation(1, {"t": 1.0}, ts=0.0)).outcome
@@ -45,9 +45,9 @@ import orjson
 from river import metrics
 
 from streamlearn.errors import ModelError
-from streamlearn.events import EventId, Label, Observation, Reason, Rejected, check_target
-from streamlearn.models import Candidate, feature_check, is_classifier, learn, predict
-from streamlearn.presets import rolling
+from streamlearn.learning.events import EventId, Label, Observation, Reason, Rejected, check_target
+from streamlearn.learning.models import Candidate, feature_check, is_classifier, learn, predict
+from streamlearn.learning.presets import rolling
 
 DEFAULT_HORIZON = 7 * 24 * 3600.0  # seconds of event time a pending entry waits for its match
 DEFAULT_MAX_PENDING = 1000  # per key and per kind, whatever the horizon: state stays bounded

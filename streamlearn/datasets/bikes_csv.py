@@ -1,5 +1,5 @@
-"""`python -m streamlearn.bikes_csv FILE`: write the bundled bike-stations stream to a CSV file,
-for `streamlearn produce` (the Docker demo's one-shot producer uses it).
+"""`python -m streamlearn.datasets.bikes_csv FILE`: write the bundled bike-stations stream to a
+CSV file, for `streamlearn produce` (the Docker demo's one-shot producer uses it).
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from streamlearn.bikes import bike_stream, write_csv
+from streamlearn.datasets.bikes import bike_stream, write_csv
 
 
 @click.command()

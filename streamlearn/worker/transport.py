@@ -40,7 +40,7 @@ class ActivePartitions(Set):
 
 class Consumer(aiokafka.Consumer):
     """Faust's aiokafka consumer, fetching only from partitions active when the records come,
-    and handing the app's input records to its intake (agents/intake.py) batch by batch
+    and handing the app's input records to its intake (intake.py) batch by batch
     instead of one by one to an agent: Faust's per-record path cost more than the models."""
 
     async def _getmany(self, active_partitions: Set[TP] | None, timeout: float) -> RecordMap:

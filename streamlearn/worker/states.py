@@ -1,7 +1,7 @@
 """The live states of every partition this worker owns, one `PartitionStates` each.
 
 Each partition has its own, so eviction and a partition moving away never touch another
-partition's keys; the checkpoint (agents/checkpoint.py) writes what they changed.
+partition's keys; the checkpoint (checkpoint.py) writes what they changed.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from streamlearn.state import PartitionStates
+from streamlearn.learning.state import PartitionStates
 
 
 class States:

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-from streamlearn.core import KeyState
+from streamlearn.learning.core import KeyState
 
 
 def dumps_state(state: KeyState) -> bytes:

@@ -9,7 +9,7 @@ Every way an event can be wrong has a `Reason`, so a dead letter says exactly wh
     >>> parse_label(b'{"id": 7}', default_ts=0.0)
     Traceback (most recent call last):
     ...
-    streamlearn.events.Rejected: bad-target: the label has no "y"
+    streamlearn.learning.events.Rejected: bad-target: the label has no "y"
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from streamlearn.partitioner import partition_for
+from streamlearn.kafka.partitioner import partition_for
 
 
 class Outbox:

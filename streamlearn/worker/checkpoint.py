@@ -16,7 +16,7 @@ before 4 leaves it at the last checkpoint, and Faust's recovery reads the change
 offset it holds), and the committed offsets are never ahead of the state or of the outputs (a
 crash before 3 re-reads every record since the last checkpoint and does it all again, outputs
 included). A crash between 1 and 3 leaves changelog records beyond the commit: recovery skips
-them by their header (agents/store.py), so a partition rebuilt anywhere is exactly the last
+them by their header (store.py), so a partition rebuilt anywhere is exactly the last
 checkpoint. Faust's own flush before a commit waited for a quiet producer, not for delivery;
 step 2 waits for the acknowledgements themselves.
 """
@@ -30,10 +30,10 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from rocksdict import WriteBatch
 
-from agents.outbox import Outbox
-from agents.states import States
-from streamlearn.core import KeyState
-from streamlearn.state import dumps_state
+from streamlearn.learning.core import KeyState
+from streamlearn.learning.state import dumps_state
+from streamlearn.worker.outbox import Outbox
+from streamlearn.worker.states import States
 
 log = logging.getLogger("streamlearn")
 OFFSETS_HEADER = "streamlearn-offsets"
@@ -44,7 +44,7 @@ Commit = Callable[[Mapping], Awaitable[bool]]
 def offsets_header(state: KeyState) -> bytes:
     """The input offsets a state covers: the last observation and label offsets applied.
 
-    >>> from streamlearn.core import KeyState
+    >>> from streamlearn.learning.core import KeyState
     >>> offsets_header(KeyState(models=[], metric=None, offsets={"o": 41}))
     b'41,-1'
     """

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import orjson
 
-from streamlearn.core import WARNINGS, KeyState, Learner, Step
-from streamlearn.events import (
+from streamlearn.kafka.partitioner import partition_for
+from streamlearn.learning.core import WARNINGS, KeyState, Learner, Step
+from streamlearn.learning.events import (
     EventId,
     Label,
     Observation,
@@ -23,10 +24,9 @@ from streamlearn.events import (
     parse_label,
     parse_observation,
 )
-from streamlearn.partitioner import partition_for
+from streamlearn.learning.state import StateStore, loads_state
 from streamlearn.settings import Topics
 from streamlearn.snapshot import is_sealed, unseal
-from streamlearn.state import StateStore, loads_state
 
 OUTCOMES = (
     "predicted",  # an observation answered

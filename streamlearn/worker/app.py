@@ -10,11 +10,11 @@ state to partition p of the changelog and of the local RocksDB. A record that a 
 another partition is re-sent to its key's partition by the processor, never joined in the
 wrong place.
 
-Why nothing is lost or applied twice: the intake (agents/intake.py) applies one partition's
+Why nothing is lost or applied twice: the intake (intake.py) applies one partition's
 records in one deterministic order, one at a time, to states held in memory; the checkpoint
-(agents/checkpoint.py) writes the changed states to the changelog, waits for every output and
+(checkpoint.py) writes the changed states to the changelog, waits for every output and
 state record to be acknowledged, commits the input offsets, and only then writes the local
-RocksDB; recovery skips changelog records that no commit covers (agents/store.py). After a
+RocksDB; recovery skips changelog records that no commit covers (store.py). After a
 crash a partition is exactly its last checkpoint, and every record after it is read again.
 """
 
@@ -31,16 +31,16 @@ from typing import Any
 import click
 import faust
 
-from agents.intake import Intake
-from agents.rebalance import RebalanceLog, committed_inputs, resume_from_committed
-from agents.store import Table
-from agents.transport import Transport
-from streamlearn.alerts import alerts
-from streamlearn.core import Learner
 from streamlearn.errors import StreamlearnError
-from streamlearn.models import load_candidates
-from streamlearn.processor import Processor
+from streamlearn.learning.alerts import alerts
+from streamlearn.learning.core import Learner
+from streamlearn.learning.models import load_candidates
+from streamlearn.learning.processor import Processor
 from streamlearn.settings import Settings
+from streamlearn.worker.intake import Intake
+from streamlearn.worker.rebalance import RebalanceLog, committed_inputs, resume_from_committed
+from streamlearn.worker.store import Table
+from streamlearn.worker.transport import Transport
 
 log = logging.getLogger("streamlearn")
 SHUTDOWN_GRACE = 20.0  # seconds from SIGTERM or Ctrl-C to a forced exit if Faust's stop hangs
@@ -94,13 +94,13 @@ def create_app(settings: Settings) -> faust.App:
         web_graph_enabled=False,
         web_stats_enabled=False,
         producer_max_request_size=4 * 1024 * 1024,
-        # The intake hands over one batch per partition per fetch (agents/outbox.py): let a
+        # The intake hands over one batch per partition per fetch (outbox.py): let a
         # batch hold a whole fetch's predictions, within the broker's 1 MiB message limit.
         producer_max_batch_size=512 * 1024,
         producer_linger=0.005,
         consumer_max_fetch_size=4 * 1024 * 1024,
     )
-    app.transport = Transport(app.conf.broker_consumer, app)  # see agents/transport.py
+    app.transport = Transport(app.conf.broker_consumer, app)  # see streamlearn/worker/transport.py
     app.processor = processor  # type: ignore[attr-defined]
 
     # Subscribed, so Faust's assignor gives this worker partition p of both inputs and of the
@@ -136,9 +136,9 @@ def create_app(settings: Settings) -> faust.App:
         rebalances.completed()
 
     # The ready line and the counters come from the app, not from a Worker subclass, so that
-    # `faust -A agents.app worker` logs them too. They are WARNING, not INFO, because Faust's
-    # worker shows only WARNING and above unless told otherwise, and they are what an operator
-    # watches.
+    # `faust -A streamlearn.worker.app worker` logs them too. They are WARNING, not INFO, because
+    # Faust's worker shows only WARNING and above unless told otherwise, and they are what an
+    # operator watches.
 
     @app.task
     async def log_ready() -> None:
@@ -212,7 +212,8 @@ class Worker(faust.Worker):
 
 
 def __getattr__(name: str) -> Any:
-    """`faust -A agents.app worker` finds `app`, built once from `STREAMLEARN_*` variables."""
+    """`faust -A streamlearn.worker.app worker` finds `app`, built once from `STREAMLEARN_*`
+    variables."""
     if name == "app":
         app = globals()["app"] = _app_from_env()  # Faust looks it up more than once
         return app
@@ -222,7 +223,7 @@ def __getattr__(name: str) -> Any:
 def _app_from_env() -> faust.App:
     """The app from `STREAMLEARN_*` variables; a bad one is one `streamlearn: error: …` line on
     stderr and exit code 2, as `streamlearn worker` reports it, instead of Faust's traceback."""
-    from streamlearn.cli import settings_from_env
+    from streamlearn.commands.cli import settings_from_env
 
     try:
         return create_app(settings_from_env())

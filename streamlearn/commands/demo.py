@@ -25,13 +25,13 @@ from rich.console import Console, Group
 from rich.live import Live
 from river import metrics
 
-from streamlearn.bikes import bike_stream
-from streamlearn.broker import prepare_topics, probe
+from streamlearn.commands.produce import ProduceReport, produce_events
+from streamlearn.commands.progress import event_progress
+from streamlearn.commands.report import metric_table
+from streamlearn.datasets.bikes import bike_stream
 from streamlearn.errors import KafkaError
-from streamlearn.local_kafka import LocalKafka, free_port
-from streamlearn.produce import ProduceReport, produce_events
-from streamlearn.progress import event_progress
-from streamlearn.report import metric_table
+from streamlearn.kafka.broker import prepare_topics, probe
+from streamlearn.kafka.local import LocalKafka, free_port
 from streamlearn.settings import Topics
 from streamlearn.source import Columns, to_events
 from streamlearn.testing import WorkerProcess

@@ -17,15 +17,15 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from rich.progress import Progress
 
+from streamlearn.commands.progress import event_progress
 from streamlearn.errors import KafkaError
-from streamlearn.progress import event_progress
 from streamlearn.settings import Topics
 from streamlearn.source import Event
 
 
 class Stamps:
     """Record timestamps (ms) that never repeat nor go back, so that a worker merging the
-    observations and labels topics by timestamp (streamlearn/merge.py) sees the order in which
+    observations and labels topics by timestamp (learning/merge.py) sees the order in which
     they were sent; equal milliseconds would leave it to put the observations first.
 
         >>> stamps = Stamps(now=lambda: 5.0)

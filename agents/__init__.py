@@ -1,1 +1,0 @@
-"""The deployable topology: the Faust app of streamlearn and its agents (see `agents.app`)."""
