@@ -29,7 +29,7 @@ from streamlearn.errors import StateTooLarge, StreamlearnError
 from streamlearn.learning.merge import Merge
 from streamlearn.learning.processor import Processor, Record
 from streamlearn.settings import Settings
-from streamlearn.worker.checkpoint import Checkpoint
+from streamlearn.worker.checkpoint import Checkpoint, Cut
 from streamlearn.worker.outbox import Outbox
 from streamlearn.worker.rebalance import Holes, commit_inputs, resume_from_committed
 from streamlearn.worker.states import States
@@ -49,6 +49,7 @@ class Intake:
         self.states = States(self._load, settings.cache_size)
         self.outbox: Outbox | None = None  # made once the producer has started
         self.checkpoint: Checkpoint | None = None
+        self.writing: asyncio.Task | None = None  # the checkpoint being written, if one is
         self.merges: dict[int, Merge] = {}
         self.next_offset: dict[TP, int] = {}  # per input partition: the next offset to fetch
         self.holes = Holes()
@@ -83,6 +84,8 @@ class Intake:
         async with self.lock:
             if self.checkpoint is None:
                 await self._start()
+            if self.writing is not None and self.writing.done():
+                await self._written()  # if it failed, everything since the last one is read again
             if self.rewind:  # a checkpoint failed outside a rebalance
                 inputs = (self.observations, self.labels)
                 self.on_resumed(await resume_from_committed(self.app.consumer, inputs))
@@ -96,10 +99,12 @@ class Intake:
 
     async def _start(self) -> None:
         """The outbox and checkpoint, on the producer Faust started; output partition counts."""
-        self.outbox = Outbox(self.app.producer._ensure_producer())
+        producer = self.app.producer._ensure_producer()
+        self.outbox = Outbox(producer)
         self.checkpoint = Checkpoint(
             self.states,
             self.outbox,
+            Outbox(producer),
             self.settings.checkpoint_interval,
             self.settings.checkpoint_records,
         )
@@ -171,22 +176,43 @@ class Intake:
         return batch
 
     async def _checkpoint(self) -> bool:
-        """A checkpoint; if it fails, everything since the last one is dropped and read again."""
+        """Cut a checkpoint and write it in the background, once the last one is written;
+        False if that one failed (then everything since the one before is read again)."""
+        if not await self._written():
+            return False
+        self.writing = asyncio.ensure_future(self._write(self.checkpoint.cut()))
+        return True
+
+    async def _written(self) -> bool:
+        """Wait for the checkpoint being written, if any; if it failed, drop what it covered
+        and everything since, and go back to the commits to read it again."""
+        writing, self.writing = self.writing, None
+        if writing is None or await writing:
+            return True
+        self._forget()
+        return False
+
+    async def _checkpoint_now(self) -> bool:
+        """A checkpoint of everything processed so far, waited for (partitions moving away,
+        or the worker stopping); False if it failed."""
+        if self.checkpoint is None:
+            return True
+        if self.checkpoint.pending() and not await self._checkpoint():
+            return False
+        return await self._written()
+
+    async def _write(self, cut: Cut) -> bool:
         store = self.table.data
         try:
             changelog = self.table.changelog_topic.get_topic_name()
-            done = await self.checkpoint.commit(
-                changelog, self._commit, store._db_for_partition, store.offset_key
+            return await self.checkpoint.write(
+                cut, changelog, self._commit, store._db_for_partition, store.offset_key
             )
         except (KafkaError, ProducerSendError) as error:  # a delivery failed after retries
             log.warning("checkpoint failed (%r): its records are read again", error)
-            done = False
         except StateTooLarge as error:  # every retry would fail the same way
             self._stop_for(error)
-            done = False
-        if not done:
-            self._forget()
-        return done
+        return False
 
     def _stop_for(self, error: StreamlearnError) -> None:
         """Stop the worker for a problem no retry can fix: an error line, then the stop a
@@ -215,7 +241,7 @@ class Intake:
         """Partitions are about to move: checkpoint what can be, then forget the `revoked`
         ones (everything, if the checkpoint failed: then its records are read again)."""
         async with self.lock:
-            if self.checkpoint is None or not self.checkpoint.pending() or await self._checkpoint():
+            if await self._checkpoint_now():
                 self.states.drop(revoked)
             for merge in self.merges.values():
                 merge.clear()
@@ -233,5 +259,5 @@ class Intake:
         (the next owner reads them from the commit)."""
         async with self.lock:
             self.stopped = True
-            if self.fatal is None and self.checkpoint is not None and self.checkpoint.pending():
-                await self._checkpoint()
+            if self.fatal is None:
+                await self._checkpoint_now()

@@ -46,12 +46,39 @@ def test_live_states_load_once_and_only_clean_ones_are_evicted():
     stored = learner.new_state()
     learner.observe(stored, "a", Observation(1, {"v": 1.0}, 0.0))
     loads = []
-    states = PartitionStates(lambda key: loads.append(key) or dumps_state(stored), size=1)
+    states = PartitionStates(lambda key: loads.append(key) or dumps_state(stored), size=2)
     assert states.get(b"a").pending.keys() == {1} and states.get(b"a") is states.get(b"a")
     assert loads == [b"a"]  # unpickled once, then kept live
     states.put(b"b", learner.new_state())
     states.put(b"c", learner.new_state())
-    assert set(states.live) == {b"a", b"b", b"c"}  # b and c are not written yet: kept
-    assert dict(states.changed()).keys() == {b"b", b"c"}
-    states.checkpointed()
-    assert list(states.live) == [b"c"] and not states.dirty  # the least recent went first
+    states.put(b"d", learner.new_state())
+    assert set(states.live) == {b"a", b"b", b"c", b"d"}  # b, c, d are not written yet: kept
+    states.take_cut()
+    assert states.cut.keys() == {b"b", b"c", b"d"} and not states.dirty
+    assert not states.pickle_cut(10)
+    states.put(b"a", states.get(b"a"))  # changed after the cut: not written by this one
+    states.cut_written()
+    # Two over the size: the two least recent clean ones go; a, changed since the cut, stays.
+    assert list(states.live) == [b"d", b"a"] and states.dirty == {b"a"}
+
+
+def test_a_state_the_intake_changes_during_a_checkpoint_is_written_as_of_the_cut():
+    learner = Learner(load_candidates(["linear-regression"]))
+    states = PartitionStates(lambda key: None, size=10)
+    for key in (b"a", b"b"):
+        state = learner.new_state()
+        learner.observe(state, key.decode(), Observation(1, {"v": 1.0}, 0.0))
+        state.offsets["o"] = 7
+        states.put(key, state)
+    at_cut = {key: dumps_state(states.live[key]) for key in (b"a", b"b")}
+    states.take_cut()
+    assert states.pickle_cut(1)  # one pickled in the background, one still to go
+    for key in (b"a", b"b"):  # the next events change both before the rest is pickled
+        state = states.get(key)
+        learner.observe(state, key.decode(), Observation(2, {"v": 2.0}, 1.0))
+        state.offsets["o"] = 8
+        states.put(key, state)
+    assert not states.pickle_cut(10)
+    assert {key: w.value for key, w in states.cut.items()} == at_cut
+    assert {w.observations for w in states.cut.values()} == {7}
+    assert states.dirty == {b"a", b"b"}  # the next checkpoint writes them as they are now
