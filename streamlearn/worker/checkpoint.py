@@ -3,8 +3,9 @@
 Between checkpoints the worker only changes states in memory and sends predictions without
 waiting for them. A checkpoint starts with a cut (`Checkpoint.cut`, which waits for nothing):
 the states changed so far as they are at that moment, the input offsets processed and the
-outputs sent. The intake goes on at once: the states of the cut are pickled in the background,
-or just before an event changes one (`PartitionStates.get`). Then, in this order:
+outputs of those records, handed to the producer. The intake goes on at once: the states of
+the cut are pickled in the background, or just before an event changes one
+(`PartitionStates.get`). Then, in this order:
 
 1. Send each state of the cut to its changelog partition, once, with the input offsets it
    covers in the record's `streamlearn-offsets` header.
@@ -110,9 +111,11 @@ class Checkpoint:
         self.count = 0
         self.started = time.monotonic()
 
-    def cut(self) -> Cut:
+    async def cut(self) -> Cut:
         """Fix what the next checkpoint covers: the states changed so far, as they are now,
-        the offsets processed and the outputs sent. Nothing waits here."""
+        the offsets processed and the outputs of those records, handed to the producer here
+        (a commit before they are delivered would lose them in a crash). Nothing waits."""
+        await self.outbox.flush()
         partitions = dict(self.states.partitions)
         for states in partitions.values():
             states.take_cut()

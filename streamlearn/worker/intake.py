@@ -180,7 +180,7 @@ class Intake:
         False if that one failed (then everything since the one before is read again)."""
         if not await self._written():
             return False
-        self.writing = asyncio.ensure_future(self._write(self.checkpoint.cut()))
+        self.writing = asyncio.ensure_future(self._write(await self.checkpoint.cut()))
         return True
 
     async def _written(self) -> bool:
