@@ -39,6 +39,7 @@ class Settings:
     partitions: int = 8
     web_port: int = 6066
     web_host: str = "127.0.0.1"  # the address the web server binds: loopback unless told
+    web_token: str | None = None  # Bearer token every streamlearn route asks for (env only)
     topics: Topics = field(default_factory=Topics)
     horizon: float = DEFAULT_HORIZON
     max_pending: int = DEFAULT_MAX_PENDING

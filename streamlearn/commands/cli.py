@@ -34,7 +34,7 @@ from streamlearn.commands.progress import event_progress
 from streamlearn.commands.replay import replay_events
 from streamlearn.commands.report import print_replay
 from streamlearn.commands.tail import tail
-from streamlearn.commands.web import check_web_port
+from streamlearn.commands.web import check_web_exposure, check_web_port
 from streamlearn.errors import ConfigError, StreamlearnError
 from streamlearn.kafka.broker import prepare_topics, probe
 from streamlearn.kafka.local import DEFAULT_PORT, KAFKA_VERSION, LocalKafka, default_data_dir
@@ -169,6 +169,7 @@ def worker(log_level: str, **params: Any) -> None:
 
     settings = settings_from(params)
     load_candidates(settings.models)  # local checks before the broker: their errors name them
+    check_web_exposure(settings.web_host, settings.web_token)
     check_web_port(settings.web_host, settings.web_port)
     asyncio.run(prepare_topics(settings.broker, settings.topics, settings.partitions))
     app = create_app(settings)

@@ -18,6 +18,8 @@ from streamlearn.learning.models import split_specs
 from streamlearn.settings import Settings, Topics
 from streamlearn.snapshot import SECRET_ENV
 
+WEB_TOKEN_ENV = "STREAMLEARN_WEB_TOKEN"
+
 
 def option(name: str, *decls: str, **kwargs: Any) -> Callable:
     """A flag that also reads `STREAMLEARN_<NAME>` and shows its default and variable in --help.
@@ -92,7 +94,8 @@ app_options = compose(
     option("--web-port", type=click.IntRange(1, 65535), default=Settings.web_port,
             help="HTTP port (/counters/); one per worker on a machine."),
     option("--web-host", default=Settings.web_host,
-            help="Address the HTTP server binds (0.0.0.0: every interface)."),
+            help="Address the HTTP server binds (0.0.0.0: every interface; beyond loopback it"
+                 " needs STREAMLEARN_WEB_TOKEN)."),
     topic_options,
     option(
         "--horizon",
@@ -159,6 +162,7 @@ def settings_from(params: dict[str, Any]) -> Settings:
         merge_wait=params["merge_wait"],
         # From the environment only, never a flag: a flag's value shows in `ps` (snapshot.py).
         state_secret=os.environ.get(SECRET_ENV, "").encode() or None,
+        web_token=os.environ.get(WEB_TOKEN_ENV) or None,  # likewise
     )
 
 

@@ -123,6 +123,15 @@ def parse_label(
     return Label(_event_id(event), y, parse_ts(ts, default_ts), x, ts is not None)
 
 
+def parse_query(value: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Features:
+    """The features of a `{"x": {...}}` request to predict (the web's `/keys/<key>/predict`),
+    checked as an observation's are, or `Rejected` with the reason."""
+    event = _decode(value, max_bytes)
+    if "x" not in event:
+        raise Rejected(Reason.BAD_FEATURES, 'the request has no "x"')
+    return _features(event["x"])
+
+
 def check_target(y: Any, classifier: bool) -> None:
     """Raise `Rejected` unless `y` suits the model: a number for a regressor, a class otherwise."""
     if classifier:

@@ -36,6 +36,7 @@ from streamlearn.learning.alerts import alerts
 from streamlearn.learning.core import Learner
 from streamlearn.learning.models import load_candidates
 from streamlearn.learning.processor import Processor
+from streamlearn.serving.routes import add_routes
 from streamlearn.settings import Settings
 from streamlearn.worker.intake import Intake
 from streamlearn.worker.rebalance import RebalanceLog, committed_inputs, resume_from_committed
@@ -86,9 +87,9 @@ def create_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         web_bind=settings.web_host,  # Faust binds 0.0.0.0 unless told
         web_host=settings.web_host,
-        # Serve /counters/ and none of Faust's built-in pages: /table/ hands any key's pickled
-        # state to whoever asks, and /router/, /graph/ and the stats pages show the cluster's
-        # insides. Nothing here needs them (no @app.table_route).
+        # Serve /counters/ and streamlearn's routes (serving/routes.py), none of Faust's own
+        # pages: /table/ hands any key's pickled state to whoever asks, and /router/, /graph/
+        # and the stats pages show the cluster's insides. Nothing here needs them.
         web_tables_enabled=False,
         web_router_enabled=False,
         web_graph_enabled=False,
@@ -102,6 +103,7 @@ def create_app(settings: Settings) -> faust.App:
     )
     app.transport = Transport(app.conf.broker_consumer, app)  # see streamlearn/worker/transport.py
     app.processor = processor  # type: ignore[attr-defined]
+    app.settings = settings  # type: ignore[attr-defined]
 
     # Subscribed, so Faust's assignor gives this worker partition p of both inputs and of the
     # changelog together; their records go to the intake, not through an agent (intake.py).
@@ -116,7 +118,8 @@ def create_app(settings: Settings) -> faust.App:
         app.consumer, topics, partitions
     )
 
-    rebalances = RebalanceLog(topics.observations)
+    rebalances = app.rebalances = RebalanceLog(topics.observations)  # type: ignore[attr-defined]
+    add_routes(app)  # /keys/, /metrics and the dashboard (streamlearn/serving/routes.py)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
@@ -167,10 +170,6 @@ def create_app(settings: Settings) -> faust.App:
         for line in alerts(logged, now, processor.counters.examples):
             log.warning("in the last %.0fs: %s", settings.log_interval, line)
         logged = now
-
-    @app.page("/counters/")
-    async def counters(web: Any, request: Any) -> Any:
-        return web.json(processor.counters.as_dict())
 
     return app
 

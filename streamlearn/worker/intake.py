@@ -107,7 +107,10 @@ class Intake:
         states = self.states[partition]
         add, home = self.outbox.add, self.outbox.home
         process = self.processor.process
+        observed = []  # observations' record times, for the latency histogram
         for message, timestamp in ready:
+            if message.topic == self.observations:
+                observed.append(timestamp)
             record = Record(
                 message.topic, partition, message.offset, timestamp / 1000.0,
                 message.key, message.value,
@@ -124,6 +127,7 @@ class Intake:
             self.checkpoint.record(TP(message.topic, partition), message.offset)
             if self.checkpoint.count >= self.checkpoint.records and not await self._checkpoint():
                 return  # refused: everything was dropped, and is read again
+        self.app.metrics.observe_latency(observed)
 
     def _caught_up(self, partition: int) -> Any:
         """Whether a topic's partition holds nothing we have not fetched, as of a fetch made
@@ -171,9 +175,10 @@ class Intake:
         store = self.table.data
         try:
             changelog = self.table.changelog_topic.get_topic_name()
-            done = await self.checkpoint.commit(
-                changelog, self._commit, store._db_for_partition, store.offset_key
-            )
+            with self.app.metrics.checkpoint.time():
+                done = await self.checkpoint.commit(
+                    changelog, self._commit, store._db_for_partition, store.offset_key
+                )
         except (KafkaError, ProducerSendError) as error:  # a delivery failed after retries
             log.warning("checkpoint failed (%r): its records are read again", error)
             done = False
