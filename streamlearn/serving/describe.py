@@ -9,8 +9,10 @@ Pure functions of a `KeyState`, no I/O, so the web routes and the tests share th
     >>> _ = learner.observe(state, "k", Observation(1, {"t": 1.0}, ts=0.0))
     >>> _ = learner.label(state, "k", Label(1, 2.0, ts=1.0))
     >>> summary = describe_key(state, learner.names)
-    >>> summary["n_learned"], summary["serving"], summary["metric"]["name"]
-    (1, 'linear-regression', 'MAE')
+    >>> summary["n_learned"], summary["serving"], summary["metric"]
+    (1, 'linear-regression', {'name': 'MAE', 'value': 2.0})
+    >>> metric_value(learner.new_metric()) is None  # nothing scored yet: no value, not 0
+    True
 """
 
 from __future__ import annotations
@@ -50,10 +52,19 @@ def describe_key(state: KeyState, names: Sequence[str]) -> dict[str, Any]:
 
 def metric_value(metric: Any) -> float | None:
     """A metric's value, None before it has scored anything (River answers 0 then)."""
-    if getattr(metric, "n", 1) == 0:
+    if scored(metric) == 0:
         return None
     value = metric.get()
     return value if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def scored(metric: Any) -> float:
+    """How many predictions `metric` has scored: River's MAE, Accuracy, or a rolling one."""
+    if hasattr(metric, "window"):  # utils.Rolling
+        return len(metric.window)
+    if hasattr(metric, "cm"):  # Accuracy and the other confusion-matrix metrics
+        return metric.cm.total_weight
+    return metric._mean.n  # MAE and the other mean-based regression metrics
 
 
 def describe_model(model: Any) -> dict[str, Any]:

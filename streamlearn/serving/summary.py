@@ -16,7 +16,8 @@ EXTREMES = 5  # keys shown at each end of the metric ranking
 
 
 def worker_summary(app: Any) -> dict[str, Any]:
-    """This worker's counters, partitions, lag, candidates' mean metric, and best/worst keys."""
+    """This worker's counters, partitions, lag, candidates' metric over its keys in memory, and
+    its best and worst keys."""
     learner = app.processor.learner
     counters = app.processor.counters
     live = [
@@ -32,8 +33,8 @@ def worker_summary(app: Any) -> dict[str, Any]:
                            "n_learned": state.n_learned})  # fmt: skip
     best_first = learner.new_metric().bigger_is_better
     scored.sort(key=lambda entry: entry["metric"], reverse=best_first)
-    means = {
-        name: (sum(values) / len(values) if values else None)
+    candidates = {  # sums, so the dashboard weighs each worker by its keys
+        name: {"sum": sum(values), "keys": len(values)}
         for name, values in candidate_values(learner, [state for _, state in live]).items()
     }
     return {
@@ -46,7 +47,7 @@ def worker_summary(app: Any) -> dict[str, Any]:
         "lag": sum(behind for _, _, behind in consumer_lag(app)),
         "keys_in_memory": len(live),
         "metric": type(learner.new_metric()).__name__,
-        "candidates": means,
+        "candidates": candidates,
         "best": scored[:EXTREMES],
         "worst": scored[::-1][:EXTREMES],
     }
