@@ -169,8 +169,8 @@ def worker(log_level: str, **params: Any) -> None:
 
     settings = settings_from(params)
     load_candidates(settings.models)  # local checks before the broker: their errors name them
-    check_web_exposure(settings.web_host, settings.web_token)
     check_web_port(settings.web_host, settings.web_port)
+    check_web_exposure(settings.web_host, settings.web_token)
     asyncio.run(prepare_topics(settings.broker, settings.topics, settings.partitions))
     app = create_app(settings)
     asyncio.set_event_loop(asyncio.new_event_loop())

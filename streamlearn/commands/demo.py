@@ -95,6 +95,8 @@ def run_demo(options: DemoOptions, console: Console) -> int:
             )  # fmt: skip
             stop_all.callback(worker.stop)
             worker.start()
+            dashboard = f"http://127.0.0.1:{worker.web_port}/dashboard"
+            console.print(f"dashboard: {dashboard} (open it while the demo runs)")
             report, board = asyncio.run(_stream_and_watch(options, topics, console))
             counters = worker.counters()
             _summary(console, options, report, board, counters, topics, own_kafka, started)

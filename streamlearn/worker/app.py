@@ -223,9 +223,12 @@ def _app_from_env() -> faust.App:
     """The app from `STREAMLEARN_*` variables; a bad one is one `streamlearn: error: …` line on
     stderr and exit code 2, as `streamlearn worker` reports it, instead of Faust's traceback."""
     from streamlearn.commands.cli import settings_from_env
+    from streamlearn.commands.web import check_web_exposure
 
     try:
-        return create_app(settings_from_env())
+        settings = settings_from_env()
+        check_web_exposure(settings.web_host, settings.web_token)
+        return create_app(settings)
     except click.ClickException as error:
         message = error.format_message()
     except StreamlearnError as error:

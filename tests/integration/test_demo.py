@@ -43,6 +43,7 @@ def test_demo_end_to_end_on_a_running_broker(kafka_bootstrap, tmp_path):
     assert mae is not None, ran.stdout
     assert len((tmp_path / "predictions.jsonl").read_bytes().splitlines()) == rows
     assert "streamlearn tail --predictions-topic demo-" in ran.stdout  # the broker is still up
+    assert re.search(r"dashboard: http://127\.0\.0\.1:\d+/dashboard", ran.stdout), ran.stdout
     assert processes_mentioning("streamlearn-demo-") == []
 
 

@@ -153,6 +153,17 @@ def test_a_web_host_that_is_not_this_machine_fails_in_one_line(tmp_path):
     assert "--web-host 192.0.2.1" in ran.stderr
 
 
+def test_a_web_host_beyond_loopback_needs_a_token(tmp_path):
+    args = ("worker", "--broker", _no_broker(), "--data-dir", str(tmp_path),
+            "--web-port", str(free_port()), "--web-host", "0.0.0.0")  # fmt: skip
+    ran = run_cli(*args, env={"STREAMLEARN_WEB_TOKEN": ""})
+    assert_one_line_error(ran)
+    assert "--web-host 0.0.0.0 reaches beyond this machine" in ran.stderr
+    assert "STREAMLEARN_WEB_TOKEN" in ran.stderr
+    with_token = run_cli(*args, env={"STREAMLEARN_WEB_TOKEN": "s3cret"}, timeout=60)
+    assert "STREAMLEARN_WEB_TOKEN" not in with_token.stderr  # past it: it fails at the broker
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "says"),
     [
