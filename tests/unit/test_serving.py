@@ -1,0 +1,62 @@
+"""The serving parts without a broker: a key's description, predict leaving the model as it
+was, and the bind-address rule."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from river import compose
+
+from streamlearn.commands.web import check_web_exposure
+from streamlearn.errors import ConfigError
+from streamlearn.learning.core import Label, Learner, Observation
+from streamlearn.learning.models import load_candidates
+from streamlearn.serving.describe import describe_key, predict_without_learning
+
+
+def trained(models: list[str], rows: int = 30) -> tuple[Learner, object]:
+    learner = Learner(load_candidates(models))
+    state = learner.new_state()
+    for i in range(rows):
+        x = {"a": float(i % 5), "b": float(i % 3)}
+        learner.observe(state, "k", Observation(i, x, ts=float(i)))
+        y = (i % 5 > 2) if learner.classifier else 2.0 * (i % 5) + 1
+        learner.label(state, "k", Label(i, y, ts=float(i)))
+    return learner, state
+
+
+@pytest.mark.parametrize("models", [["linear-regression"], ["logistic-regression"]])
+def test_predict_leaves_the_state_as_it_was_even_when_pipelines_learn_while_predicting(models):
+    learner, state = trained(models)
+    before = pickle.dumps(state)
+    with compose.learn_during_predict():  # River's switch that makes a pipeline's scaler learn
+        answer = predict_without_learning(state, {"a": 100.0, "b": -50.0}, learner.classifier)
+    assert pickle.dumps(state) == before
+    assert answer["n_learned"] == 30
+    assert ("proba" in answer) == learner.classifier
+
+
+def test_a_key_with_two_candidates_describes_each_with_its_own_metric():
+    learner, state = trained(["linear-regression", "knn-regression"])
+    described = describe_key(state, learner.names)
+    names = [c["name"] for c in described["candidates"]]
+    assert names == ["linear-regression", "knn-regression"]
+    assert [c["serving"] for c in described["candidates"]].count(True) == 1
+    assert described["serving"] == names[state.leader]
+    values = [c["metric"] for c in described["candidates"]]
+    assert values == [score.get() for score in state.scores]
+    linear = described["candidates"][0]["model"]
+    assert set(linear["weights"]) == {"a", "b"} and "intercept" in linear
+    assert described["clock"] == 28.0 and described["pending"] == described["early"] == 0
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1"])
+def test_loopback_needs_no_token(host):
+    check_web_exposure(host, None)
+
+
+def test_every_interface_needs_a_token():
+    with pytest.raises(ConfigError, match="STREAMLEARN_WEB_TOKEN"):
+        check_web_exposure("0.0.0.0", None)
+    check_web_exposure("0.0.0.0", "s3cret")
