@@ -127,7 +127,7 @@ class Intake:
             self.checkpoint.record(TP(message.topic, partition), message.offset)
             if self.checkpoint.count >= self.checkpoint.records and not await self._checkpoint():
                 return  # refused: everything was dropped, and is read again
-        self.app.metrics.observe_latency(observed)
+        self.app.metrics.latency.observe_batch(observed)
 
     def _caught_up(self, partition: int) -> Any:
         """Whether a topic's partition holds nothing we have not fetched, as of a fetch made

@@ -1,11 +1,14 @@
 """The serving parts without a broker: a key's description, predict leaving the model as it
-was, and the bind-address rule."""
+was, the bind-address rule, and the latency histogram."""
 
 from __future__ import annotations
 
 import pickle
+import time
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from river import compose
 
 from streamlearn.commands.web import check_web_exposure
@@ -13,6 +16,7 @@ from streamlearn.errors import ConfigError
 from streamlearn.learning.core import Label, Learner, Observation
 from streamlearn.learning.models import load_candidates
 from streamlearn.serving.describe import describe_key, predict_without_learning
+from streamlearn.serving.metrics import LatencyHistogram
 
 
 def trained(models: list[str], rows: int = 30) -> tuple[Learner, object]:
@@ -60,3 +64,23 @@ def test_every_interface_needs_a_token():
     with pytest.raises(ConfigError, match="STREAMLEARN_WEB_TOKEN"):
         check_web_exposure("0.0.0.0", None)
     check_web_exposure("0.0.0.0", "s3cret")
+
+
+def test_the_latency_histogram_counts_each_observation_in_its_bucket():
+    histogram = LatencyHistogram()
+    now_ms = time.time() * 1000.0
+    histogram.observe_batch([now_ms - 3, now_ms - 700, now_ms - 60_000, now_ms + 5])  # +5: skew
+    registry = CollectorRegistry()
+    registry.register(type("One", (), {"collect": lambda self: [histogram.collect()]})())
+    samples = {
+        (s.name, s.labels.get("le")): s.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in family.samples
+    }
+    name = "streamlearn_prediction_latency_seconds"
+    assert samples[(f"{name}_bucket", "0.001")] == 1  # the skewed one, counted as no delay
+    assert samples[(f"{name}_bucket", "0.005")] == 2
+    assert samples[(f"{name}_bucket", "1.0")] == 3
+    assert samples[(f"{name}_bucket", "30.0")] == 3
+    assert samples[(f"{name}_bucket", "+Inf")] == samples[(f"{name}_count", None)] == 4
+    assert samples[(f"{name}_sum", None)] == pytest.approx(60.703, abs=0.05)
