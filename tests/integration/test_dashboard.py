@@ -61,6 +61,10 @@ async def test_the_dashboard_shows_both_workers_live(kafka_bootstrap, topics, wo
     assert tile(dom, "consumed") == "200" == str(team.counters()["consumed"])
     assert tile(dom, "predicted") == "100" and tile(dom, "learned") == "100"
 
+    dom = await asyncio.to_thread(browse, page + "#key=k3", "--dump-dom")  # the key search
+    assert "HTTP 200" in dom and '"n_learned": 10' in dom and '"key": "k3"' in dom
+
     shot = Path(tmp_path) / "dashboard.png"
-    await asyncio.to_thread(browse, page, f"--screenshot={shot}", "--window-size=1280,900")
+    size = "--window-size=1280,1000"
+    await asyncio.to_thread(browse, page + "#key=k3", f"--screenshot={shot}", size)
     assert shot.stat().st_size > 10_000
