@@ -21,13 +21,16 @@ from streamlearn.commands.options import (
     app_options,
     broker_option,
     column_options,
+    drift_from,
     model_option,
     option,
     selection_from,
     selection_options,
     settings_from,
+    threshold_from,
     topic_options,
     topics_from,
+    watch_options,
 )
 from streamlearn.commands.produce import produce_events
 from streamlearn.commands.progress import event_progress
@@ -168,7 +171,7 @@ def worker(log_level: str, **params: Any) -> None:
     from streamlearn.worker.app import Worker, create_app
 
     settings = settings_from(params)
-    load_candidates(settings.models)  # local checks before the broker: their errors name them
+    settings.learner()  # local checks before the broker: their errors name them
     check_web_port(settings.web_host, settings.web_port)
     asyncio.run(prepare_topics(settings.broker, settings.topics, settings.partitions))
     app = create_app(settings)
@@ -229,6 +232,7 @@ def produce(
 @column_options
 @model_option("linear-regression")
 @selection_options
+@watch_options
 @option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
         help="Write the predictions here as JSON lines.")  # fmt: skip
 @option("--show", type=click.IntRange(1), default=5, help="How many worst and best keys to show.")
@@ -241,7 +245,15 @@ def replay(
     """Progressive validation over a file, offline: the worker's own code, without Kafka."""
     secret = secret_from_env("replay --save") if save else None  # before, not after the work
     reader, columns, delay = _rows_and_columns(params)
-    learner = Learner(load_candidates(models), selection=selection_from(params))
+    learner = Learner(
+        load_candidates(models), selection=selection_from(params),
+        threshold=threshold_from(params), drift=drift_from(params),
+    )  # fmt: skip
+    if learner.detector and columns.target is not None:
+        raise ConfigError(
+            f"--target {columns.target}: an anomaly detector learns from observations alone;"
+            " leave --target out (the column then stays a feature)"
+        )
     events = to_events(reader, columns, delay, reader.malformed)
     with contextlib.ExitStack() as stack:
         sink = stack.enter_context(open(out, "wb")) if out else None
