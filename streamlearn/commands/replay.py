@@ -95,7 +95,7 @@ def replay_events(
                     on_prediction(output.value)
             else:
                 dead_letters.append(orjson.loads(output.value))
-        if processor.counters.learned > learned_before and event_key in predicted:
+        if processor.counters.learned > learned_before and event_key in truth:
             prediction, y = predicted.pop(event_key), truth.pop(event_key)
             if prediction["y_pred"] is not None:
                 overall.update(y, prediction["y_pred"])

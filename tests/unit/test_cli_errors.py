@@ -88,7 +88,10 @@ def test_a_bad_model_is_one_line(spec, says, tmp_path):
     ("args", "says"),
     [
         (["--model", "linear-regression", "--model", "nosuch"], "unknown model 'nosuch'"),
-        (["--model", "linear-regression,logistic-regression"], "all regressors, all classifiers, or one anomaly"),
+        (
+            ["--model", "linear-regression,logistic-regression"],
+            "all regressors, all classifiers, or one anomaly",
+        ),
         (["--model", " , "], "no model given"),
         (["--select-window", "-1"], "--select-window"),
         (["--select-min-labels", "x"], "--select-min-labels"),

@@ -84,6 +84,11 @@ def points_stream(n: int = 300, seed: int = 42) -> Stream:
     return events
 
 
+def counts_stream(n: int = 300, seed: int = 42) -> Stream:
+    """Observations for `bikes-anomaly`: the bikes stream with its count in `x`, no target."""
+    return [({**x, "bikes": y}, None) for x, y in bikes_stream(n, seed)]
+
+
 def binary_stream(n: int = 300, seed: int = 42) -> Stream:
     """Linearly separable: y = a + b > 0."""
     rng = random.Random(seed)
@@ -102,6 +107,7 @@ STREAMS = {
     "m5": m5_stream,
     "m5-knn": m5_stream,
     "half-space-trees": points_stream,
+    "bikes-anomaly": counts_stream,
 }
 
 
