@@ -265,7 +265,7 @@ def replay(
             on_prediction=(lambda line: sink.write(line + b"\n")) if sink else None,
             on_event=lambda: progress.advance(task),
         )
-    print_replay(result, show, reader, out)
+    print_replay(result, show, reader, out, drift=learner.drift.enabled)
     if result.counters["learned"] == 0 and (reader.malformed or result.dead_letters):
         labels = [d["error"] for d in result.dead_letters if d["topic"] == Topics().labels]
         first = (labels or [d["error"] for d in result.dead_letters] or reader.malformed)[0]
