@@ -18,10 +18,12 @@ from rich.console import Console
 
 from streamlearn.commands.demo import DemoOptions, run_demo
 from streamlearn.commands.options import (
+    WATCH_FLAGS,
     app_options,
     broker_option,
     column_options,
     drift_from,
+    fault_option,
     model_option,
     option,
     selection_from,
@@ -30,6 +32,7 @@ from streamlearn.commands.options import (
     threshold_from,
     topic_options,
     topics_from,
+    watch_args,
     watch_options,
 )
 from streamlearn.commands.produce import produce_events
@@ -339,10 +342,21 @@ def export(snapshot: Path, broker: str, app_id: str, keys: tuple[str, ...], **pa
 @option("--partitions", type=click.IntRange(1, 1024), default=8, help="Partitions per topic.")
 @option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("streamlearn-demo"),
         help="Where the predictions and the worker log are written.")  # fmt: skip
+@watch_options
+@fault_option
 def demo(**params: Any) -> int:
     """The embedded default: local Kafka, a worker, a bike-stations stream, live metrics."""
-    load_candidates(params["models"])  # a bad --model fails here, before Kafka starts
-    return run_demo(DemoOptions(**params), Console())
+    # A bad --model, or flags that do not suit it, fail here, before Kafka starts.
+    learner = Learner(
+        load_candidates(params["models"]), threshold=threshold_from(params),
+        drift=drift_from(params),
+    )  # fmt: skip
+    worker_args = watch_args(params)
+    for name in WATCH_FLAGS:
+        del params[name]
+    return run_demo(
+        DemoOptions(**params, detector=learner.detector, worker_args=worker_args), Console()
+    )
 
 
 cli.add_command(tail)

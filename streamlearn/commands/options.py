@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from streamlearn.datasets.bikes import Fault
 from streamlearn.errors import ConfigError
 from streamlearn.learning.anomaly import Threshold
 from streamlearn.learning.core import DEFAULT_HORIZON, DEFAULT_MAX_PENDING, Selection
@@ -80,10 +81,27 @@ watch_options = compose(
     option("--anomaly-threshold", type=float, default=None,
            help="With an anomaly detector: flag a score as is_anomaly when it is at or above"
                 " this value."),
+    option("--anomaly-grace", type=click.IntRange(0), default=Threshold().grace,
+           help="Observations a key scores before its scores may be flagged, and count in its"
+                " quantile."),
     option("--drift", type=click.Choice(DETECTORS), default=DriftWatch().detector,
            help="Watch each key's prediction error for drift with this detector."),
     option("--on-drift", type=click.Choice(REACTIONS), default=DriftWatch().on_drift,
            help="What a key's drift does besides showing in its predictions: reset its models."),
+)  # fmt: skip
+
+
+def _faults(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple:
+    try:
+        return tuple(Fault.parse(value) for value in values)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+fault_option = click.option(
+    "--fault", "faults", multiple=True, callback=_faults, metavar="STATION:START_HOUR:HOURS",
+    help="Break a station of the bikes stream: it reports 0 bikes for HOURS hours from hour"
+         " START_HOUR (repeatable).",
 )  # fmt: skip
 
 
@@ -92,12 +110,24 @@ def threshold_from(params: dict[str, Any]) -> Threshold:
     quantile, value = params["anomaly_quantile"], params["anomaly_threshold"]
     if quantile is not None and value is not None:
         raise ConfigError("--anomaly-quantile and --anomaly-threshold: give one, not both")
-    return Threshold(quantile, value)
+    return Threshold(quantile, value, params["anomaly_grace"])
 
 
 def drift_from(params: dict[str, Any]) -> DriftWatch:
     """The `DriftWatch` from the parsed values of `watch_options`."""
     return DriftWatch(params["drift"], params["on_drift"])
+
+
+WATCH_FLAGS = ("anomaly_quantile", "anomaly_threshold", "anomaly_grace", "drift", "on_drift")
+
+
+def watch_args(params: dict[str, Any]) -> tuple[str, ...]:
+    """The `watch_options` given, as flags for a worker the command starts (the demo's)."""
+    args: list[str] = []
+    for name in WATCH_FLAGS:
+        if params[name] is not None:
+            args += ["--" + name.replace("_", "-"), str(params[name])]
+    return tuple(args)
 
 
 topic_options = compose(

@@ -9,6 +9,10 @@ or at or above the running `q`-quantile of the key's earlier scores (River's `Qu
 The detector learns every observation, flagged or not (`protect_anomaly_detector=False`): a
 key whose normal changes for good stops being flagged, and the scores stay River's.
 
+A key's first `grace` scores are not flagged, nor counted in its quantile: a detector's first
+scores say little (Half-Space Trees answer 0 until their first window is full), and a quantile
+of those zeros flagged every score that came next.
+
     >>> threshold = Threshold(quantile=0.5)
     >>> seen = threshold.new_quantile()
     >>> [threshold.flag(score, seen) for score in (0.2, 0.1, 0.3, 0.25)]
@@ -39,6 +43,7 @@ class Threshold:
 
     quantile: float | None = None
     value: float | None = None
+    grace: int = 0
 
     @property
     def flags(self) -> bool:
@@ -48,11 +53,16 @@ class Threshold:
         """The running quantile a key keeps of its scores, when flagging by quantile."""
         return stats.Quantile(self.quantile) if self.quantile is not None else None
 
-    def flag(self, score: float, seen: stats.Quantile | None) -> bool | None:
-        """Whether `score` is an anomaly (None without a threshold), then count it in `seen`.
+    def flag(self, score: float, seen: stats.Quantile | None, scored: int = 0) -> bool | None:
+        """Whether `score` is an anomaly (None without a threshold), then count it in `seen`;
+        `scored` is how many scores the key had before this one.
 
         As River's filters classify: `score >= threshold`; a key's first score, with no
         quantile yet, is not an anomaly."""
+        if not self.flags:
+            return None
+        if scored < self.grace:
+            return False
         if seen is None:
             return None if self.value is None else score >= self.value
         flagged = score >= (seen.get() or math.inf)

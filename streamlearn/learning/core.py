@@ -244,6 +244,8 @@ class Learner:
         self.detector = self.kind == "anomaly detector"
         if threshold.flags and not self.detector:
             raise ModelError("--anomaly-quantile and --anomaly-threshold need an anomaly detector")
+        if threshold.grace and not threshold.flags:
+            raise ModelError("--anomaly-grace needs --anomaly-quantile or --anomaly-threshold")
         if drift.enabled and self.detector:
             raise ModelError("--drift watches the error of supervised models, not of a detector")
         if drift.resets and not drift.enabled:
@@ -316,7 +318,7 @@ class Learner:
         if state.timed is None:
             state.timed = obs.timed
         expired = 0 if mixed else self._tick(state, ts)
-        flagged = self.threshold.flag(score, state.seen)
+        flagged = self.threshold.flag(score, state.seen, state.n_learned)
         prediction = Prediction(
             key, obs.id, score, None, self.names[0], state.n_learned, ts,
             score=score, is_anomaly=flagged,

@@ -100,6 +100,25 @@ def test_is_anomaly_is_rivers_filter_classification(threshold, river_filter):
     assert not any(ours.values())
 
 
+def test_grace_neither_flags_nor_counts_a_keys_first_scores():
+    rows, grace = numeric_rows(), 60
+    learner = Learner(
+        load_candidates(["tests.unit.test_anomaly:scaled_detector"]),
+        threshold=Threshold(quantile=0.9, grace=grace),
+    )
+    ours = records(learner, rows)
+    filters: dict = {}
+    for key, x in rows:
+        flt = filters.setdefault(key, anomaly.QuantileFilter(scaled_detector(), 0.9, False))
+        got = ours[key].pop(0)
+        if got["n_learned"] < grace:
+            assert got["is_anomaly"] is False
+            flt.anomaly_detector.learn_one(x)  # learned, but not in the quantile
+        else:
+            assert got["is_anomaly"] is flt.classify(flt.score_one(x)), got
+            flt.learn_one(x)
+
+
 FAULTS = (Fault("station-03", 100, 24), Fault("station-11", 200, 12), Fault("station-16", 260, 48))
 
 
@@ -150,6 +169,7 @@ def test_labels_are_dead_lettered_and_a_repeated_observation_is_a_duplicate():
         ([SPEC, SPEC], {}, "one anomaly detector per app"),
         (["linear-regression"], {"threshold": Threshold(0.9)}, "need an anomaly detector"),
         ([SPEC], {"drift": DriftWatch("adwin")}, "supervised models, not of a detector"),
+        ([SPEC], {"threshold": Threshold(grace=5)}, "--anomaly-grace needs"),
         (["linear-regression"], {"drift": DriftWatch("none", "reset")}, "needs a detector"),
     ],
 )
