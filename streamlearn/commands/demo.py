@@ -255,7 +255,8 @@ def _summary(
         f" received {board.seen} predictions; the worker learned {counters['learned']}\n"
         f"{board.summary()}\n"
         f"predictions: {options.out / 'predictions.jsonl'} (topic {topics.predictions})\n"
-        f"worker log: {options.out / 'worker.log'}"
+        f"worker log: {options.out / 'worker.log'}",
+        soft_wrap=True,  # one line per fact, whatever the width: people grep it
     )
     if own_kafka:
         console.print("the local Kafka started for the demo has been stopped")
