@@ -16,3 +16,12 @@ def test_the_web_host_variable_reaches_faust(monkeypatch):
     monkeypatch.setenv("STREAMLEARN_WEB_HOST", "127.0.0.2")
     app = create_app(settings_from_env())
     assert (app.conf.web_bind, app.conf.web_host) == ("127.0.0.2", "127.0.0.2")
+
+
+async def test_a_fetch_of_idle_partitions_cannot_hold_the_inputs_back_for_long():
+    """aiokafka keeps one fetch in flight per broker; one made only of partitions that never
+    get data (Faust's leader topic) used to wait Faust's 1.5 s while the inputs piled up."""
+    app = create_app(settings_from_env())
+    thread = app.consumer._thread
+    consumer = thread._create_worker_consumer(app.transport)
+    assert consumer._fetch_max_wait_ms <= 50
