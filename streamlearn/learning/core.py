@@ -124,7 +124,7 @@ class KeyState:
     served; `scores` has each candidate's own metric when there are several (else none), and
     `leader` indexes the candidate that serves since `n_learned` was `switched_at`.
     `seen` is the running quantile of an anomaly detector's scores (with `--anomaly-quantile`);
-    `detector` watches the error for drift, `drifts` counts drifts and `drift` describes the last.
+    `drift_detector` watches the served predictions' error, and `drift` describes the last drift.
     """
 
     models: list[Any]
@@ -141,8 +141,7 @@ class KeyState:
     timed: bool | None = None  # whether the key's events carry `ts` (None: no event yet)
     offsets: dict[str, int] = field(default_factory=dict)
     seen: Any = None
-    detector: Any = None
-    drifts: int = 0
+    drift_detector: Any = None
     drift: dict | None = None  # {"count", "ts", "n_learned"} of the key's last drift
 
     def applied(self, source: str, offset: int) -> bool:
@@ -159,8 +158,8 @@ class KeyState:
         slots = dict(state[1])
         if "model" in slots:
             slots["models"] = [slots.pop("model")]
-        defaults = {"scores": [], "leader": 0, "switched_at": 0, "seen": None, "detector": None}
-        _set_slots(self, {**defaults, "drifts": 0, "drift": None, **slots})
+        defaults = {"scores": [], "leader": 0, "switched_at": 0, "seen": None}
+        _set_slots(self, {**defaults, "drift_detector": None, "drift": None, **slots})
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +264,7 @@ class Learner:
         scores = [self._new_score() for _ in models] if len(models) > 1 else []
         return KeyState(
             models=models, metric=self.new_metric(), scores=scores,
-            seen=self.threshold.new_quantile(), detector=self.drift.new_detector(),
+            seen=self.threshold.new_quantile(), drift_detector=self.drift.new_detector(),
         )  # fmt: skip
 
     def _new_score(self) -> Any:
@@ -410,20 +409,21 @@ class Learner:
 
     def _drifted(self, state: KeyState, y: Any, y_pred: Any, ts: float) -> bool:
         """Feed the served prediction's error to the key's detector; on a drift, note it."""
-        if state.detector is None or not _scorable(y_pred):
+        if state.drift_detector is None or not _scorable(y_pred):
             return False
         error = float(y != y_pred) if self.classifier else abs(y - y_pred)
-        if not self.drift.drifted(state.detector, error):
+        if not self.drift.drifted(state.drift_detector, error):
             return False
-        state.drifts += 1
-        state.drift = {"count": state.drifts, "ts": ts, "n_learned": state.n_learned}
+        count = state.drift["count"] + 1 if state.drift else 1
+        state.drift = {"count": count, "ts": ts, "n_learned": state.n_learned}
         return True
 
     def _reset(self, state: KeyState) -> None:
         """Fresh models, candidate scores and detector, as for a new key; the key's own metric,
         counts and pending entries stay. The first listed candidate serves again."""
         fresh = self.new_state()
-        state.models, state.scores, state.detector = fresh.models, fresh.scores, fresh.detector
+        state.models, state.scores = fresh.models, fresh.scores
+        state.drift_detector = fresh.drift_detector
         state.leader, state.switched_at = 0, state.n_learned
 
     def _elect(self, state: KeyState) -> None:
