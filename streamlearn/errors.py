@@ -3,7 +3,8 @@
 StreamlearnError            a user-facing problem: the CLI prints its message as one line
  ├── ConfigError            a bad flag, environment variable, file or column
  ├── ModelError             a model name or factory that cannot be loaded
- └── KafkaError             a broker that is unreachable, or a local one that will not start
+ ├── KafkaError             a broker that is unreachable, or a local one that will not start
+ └── StateTooLarge          a key's state the broker refuses as one changelog record
 """
 
 from __future__ import annotations
@@ -29,3 +30,17 @@ class ModelError(StreamlearnError):
 
 class KafkaError(StreamlearnError):
     """A broker that does not answer, or a local broker that cannot start or stop."""
+
+
+class StateTooLarge(StreamlearnError):
+    """A key's state bigger than the broker takes as one record: no checkpoint can include it,
+    so the worker stops rather than re-read the same records for ever."""
+
+    def __init__(self, key: bytes, size: int, changelog: str) -> None:
+        super().__init__(
+            f"the state of key {key.decode(errors='replace')!r} is {size:,} bytes, more than"
+            f" the broker takes as one record, so no checkpoint can include it; nothing since"
+            f" the last one is committed and it is read again at the next start. Raise"
+            f" max.message.bytes on topic {changelog} (and message.max.bytes on the brokers),"
+            " or use a model whose state stays smaller"
+        )

@@ -65,3 +65,16 @@ def naive_bayes():
     from river import naive_bayes, preprocessing
 
     return preprocessing.StandardScaler() | naive_bayes.GaussianNB()
+
+
+class Hoarder:
+    """A regressor whose state grows by 256 KB a label: a model too big for one Kafka record."""
+
+    def __init__(self) -> None:
+        self.kept: list[bytes] = []
+
+    def learn_one(self, x: dict, y: float) -> None:
+        self.kept.append(bytes(256_000))
+
+    def predict_one(self, x: dict) -> float:
+        return float(len(self.kept))

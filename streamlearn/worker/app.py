@@ -198,6 +198,15 @@ class Worker(faust.Worker):
             self.watchdog.daemon = True
             self.watchdog.start()
 
+    def _shutdown_loop(self) -> None:
+        """After the stop: a worker that stopped by itself (`Intake.fatal`) says why in one
+        `streamlearn: error: …` line and exits with that error's code."""
+        super()._shutdown_loop()
+        fatal = self.app.intake.fatal
+        if fatal is not None:
+            print(f"streamlearn: error: {fatal}", file=sys.stderr)
+            raise SystemExit(fatal.exit_code)
+
     def _exit_now(self) -> None:
         log.warning(
             "shutdown still blocked after %.0fs (Faust stuck in a rebalance); exiting now, %s",

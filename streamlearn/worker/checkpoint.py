@@ -28,8 +28,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
+from aiokafka.errors import MessageSizeTooLargeError
 from rocksdict import WriteBatch
 
+from streamlearn.errors import StateTooLarge
 from streamlearn.learning.core import KeyState
 from streamlearn.learning.state import dumps_state
 from streamlearn.worker.outbox import Outbox
@@ -90,18 +92,26 @@ class Checkpoint:
     async def commit(
         self, changelog: str, commit: Commit, db_for: Callable[[int], object], key: bytes
     ) -> bool:
-        """Steps 1-4 above; False when the commit was refused (a rebalance began)."""
+        """Steps 1-4 above; False when the commit was refused (a rebalance began).
+
+        Raises `StateTooLarge` when the broker refuses a record for its size: the largest
+        state is named, as predictions and dead letters are small."""
         written: dict[int, list[tuple[bytes, bytes]]] = {}
+        largest = (b"", 0)
         for partition, states in self.states.partitions.items():
             for state_key, state in states.changed():
                 value = dumps_state(state)
                 written.setdefault(partition, []).append((state_key, value))
+                largest = max(largest, (state_key, len(value)), key=lambda item: item[1])
                 headers = [(OFFSETS_HEADER, offsets_header(state))]
                 self.outbox.add(changelog, partition, state_key, value, None, headers)
         await self.outbox.flush()
-        # Shielded: a cancelled gather cancels what it waits for, and these deliveries are
-        # still needed by the next checkpoint if this task is cancelled (a worker stopping).
-        await asyncio.shield(asyncio.gather(*self.outbox.sent))
+        try:
+            # Shielded: a cancelled gather cancels what it waits for, and these deliveries are
+            # still needed by the next checkpoint if this task is cancelled (a worker stopping).
+            await asyncio.shield(asyncio.gather(*self.outbox.sent))
+        except MessageSizeTooLargeError as error:
+            raise StateTooLarge(*largest, changelog) from error
         processed = dict(self.processed)
         if processed and not await commit(processed):
             return False

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +25,7 @@ from aiokafka.errors import KafkaError
 from faust.exceptions import ProducerSendError
 from faust.types import TP
 
+from streamlearn.errors import StateTooLarge, StreamlearnError
 from streamlearn.learning.merge import Merge
 from streamlearn.learning.processor import Processor, Record
 from streamlearn.settings import Settings
@@ -52,6 +55,7 @@ class Intake:
         self.lock = asyncio.Lock()  # one batch or one checkpoint at a time
         self.rewind = False  # go back to the commits before processing more
         self.stopped = False  # after the last checkpoint: what still comes is left to be re-read
+        self.fatal: StreamlearnError | None = None  # why the worker stops by itself, if it does
         self.table: Any = None  # the state table, set by the app
 
     def owns(self, tp: TP) -> bool:
@@ -177,9 +181,20 @@ class Intake:
         except (KafkaError, ProducerSendError) as error:  # a delivery failed after retries
             log.warning("checkpoint failed (%r): its records are read again", error)
             done = False
+        except StateTooLarge as error:  # every retry would fail the same way
+            self._stop_for(error)
+            done = False
         if not done:
             self._forget()
         return done
+
+    def _stop_for(self, error: StreamlearnError) -> None:
+        """Stop the worker for a problem no retry can fix: an error line, then the stop a
+        SIGTERM makes, without a last checkpoint, so what is not committed is read again."""
+        log.error("%s", error)
+        self.fatal = error
+        self.stopped = True
+        os.kill(os.getpid(), signal.SIGTERM)
 
     async def _commit(self, offsets: Mapping[TP, int]) -> bool:
         return await commit_inputs(self.app.consumer, offsets)
@@ -218,5 +233,5 @@ class Intake:
         (the next owner reads them from the commit)."""
         async with self.lock:
             self.stopped = True
-            if self.checkpoint is not None and self.checkpoint.pending():
+            if self.fatal is None and self.checkpoint is not None and self.checkpoint.pending():
                 await self._checkpoint()
