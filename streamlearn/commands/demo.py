@@ -70,7 +70,9 @@ class Scoreboard:
         self.by_day: dict[int, metrics.MAE] = {}
         self.seen = 0
 
-    def add(self, prediction: dict, day: int) -> None:
+    def add(self, prediction: dict, hour: int) -> None:
+        """Score a prediction made `hour` hours after the stream's start."""
+        day = hour // 24
         y = self.truth[(prediction["key"], prediction["id"])]
         for metric in (self.per_key.setdefault(prediction["key"], metrics.MAE()), self.overall):
             metric.update(y, prediction["y_pred"])
@@ -103,6 +105,7 @@ class FaultBoard:
         self.seen = 0
 
     def add(self, prediction: dict, hour: int) -> None:
+        """Count a record made `hour` hours after the stream's start."""
         fault = next((f for f in self.faults if f.covers(prediction["key"], hour)), None)
         self.seen += 1
         if fault is None:
@@ -219,8 +222,7 @@ async def _stream_and_watch(
                 batch = await consumer.getmany(timeout_ms=200)
                 for record in (r for records in batch.values() for r in records):
                     prediction = orjson.loads(record.value)
-                    hour = hour_of[prediction["id"]]
-                    board.add(prediction, hour if options.detector else hour // 24)
+                    board.add(prediction, hour_of[prediction["id"]])
                     sink.write(record.value + b"\n")
                     progress.advance(watching)
 
