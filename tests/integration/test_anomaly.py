@@ -1,18 +1,24 @@
 """Anomaly detectors on the real broker: per key, the scores and flags equal River's own
 detector and quantile filter run over that key's observations in order, through a clean
 restart, a restart from the changelog alone (data dir wiped) and a crash (kill -9); labels
-sent to such an app are dead letters."""
+sent to such an app are dead letters. And drift on the broker as the learning core has it."""
 
 from __future__ import annotations
 
 import shutil
 
 import orjson
+import pytest
 from river import anomaly
 
-from streamlearn.learning.models import load_factory
+from streamlearn.learning.core import Learner
+from streamlearn.learning.drift import DriftWatch
+from streamlearn.learning.events import Label, Observation
+from streamlearn.learning.models import load_candidates, load_factory
 from streamlearn.testing import TopicReader, produce, until
+from tests.integration.conftest import rounds_of_predict_then_learn
 from tests.oracle import per_key_scores, station_rows
+from tests.unit.test_drift import shifting_rows
 
 SPEC = "half-space-trees"
 QUANTILE = 0.9
@@ -100,3 +106,30 @@ async def test_labels_for_a_detector_are_dead_letters(kafka_bootstrap, topics, w
     assert letter["error"].startswith("unexpected-label: ") and letter["topic"] == topics.labels
     await until(lambda: worker.counters()["predicted"] == 1, 30)
     assert worker.counters()["learned"] == 1
+
+
+async def test_drift_records_on_the_broker_equal_the_learning_core(
+    kafka_bootstrap, topics, workers
+):
+    per_key = [[(f"k{k}", x, y + k) for _, x, y in shifting_rows(n=160, at=80)] for k in range(3)]
+    rows = [row for round_ in zip(*per_key, strict=True) for row in round_]
+    flags = ("--drift", "page-hinkley", "--on-drift", "reset")
+    worker = workers.start(extra_args=flags)
+    async with TopicReader(kafka_bootstrap, topics.predictions) as reader:
+        await rounds_of_predict_then_learn(kafka_bootstrap, topics, rows, worker, reader)
+        values = reader.values()
+    learner = Learner(load_candidates(["linear-regression"]), drift=DriftWatch(*flags[1::2]))
+    states: dict = {}
+    expected: dict[str, list] = {}
+    for i, (key, x, y) in enumerate(rows):
+        state = states.setdefault(key, learner.new_state())
+        step = learner.observe(state, key, Observation(i, x, ts=0.0))
+        expected.setdefault(key, []).append(step.prediction)
+        learner.label(state, key, Label(i, y, ts=0.0))
+    for key, predictions in expected.items():
+        got = [v for v in values if v["key"] == key]
+        assert [v.get("drift", {}).get("count") for v in got] == [
+            p.drift["count"] if p.drift else None for p in predictions
+        ]
+        assert [v["y_pred"] for v in got] == pytest.approx([p.y_pred for p in predictions])
+    assert any("drift" in v for v in values)
