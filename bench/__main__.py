@@ -23,7 +23,7 @@ from rich.console import Console
 
 from bench.report import environment, medians, print_header, table, write_json
 from bench.suite import Config, Result, run_all, suite
-from streamlearn.kafka.local import kafka_for
+from streamlearn.kafka.local import LocalKafka, kafka_for
 
 QUICK = Config(keys=20, pairs=1_000, partitions=2, repeats=1, e2e_repeats=1)
 
@@ -162,7 +162,8 @@ def _run_all(
         if external is None:
             console.log("starting a local Kafka")
         bootstrap = stop_all.enter_context(kafka_for(external, scratch / "kafka"))
-        run_all(configs, bootstrap, scratch, budget, say, done)
+        broker_pid = None if external else LocalKafka(data_dir=scratch / "kafka").status().pid
+        run_all(configs, bootstrap, scratch, budget, say, done, broker_pid)
     return rows
 
 

@@ -12,11 +12,12 @@ out on a backlog would, so their drain includes the consumer group's rebalance.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.cluster import WorkerPool, disk_bytes, proc_status
+from bench.cluster import WorkerPool, cpu_seconds, disk_bytes, proc_status
 from streamlearn.settings import Topics
 from streamlearn.testing import stored_states
 
@@ -40,6 +41,8 @@ class Drain:
     disk_bytes: int  # the workers' data dirs after they stopped
     state_keys: int  # keys in the RocksDB tables after they stopped
     state_bytes: int  # the table values (pickled per-key state), summed
+    worker_cores: float  # CPU the workers used during the timed drain, in cores (summed)
+    broker_cores: float | None  # the same for the broker, when it runs on this machine
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Target:
     topics: Topics
     model: str
     partitions: int
+    broker_pid: int | None = None  # the broker's process, to tell what share of the CPUs it takes
 
 
 def drain(target: Target, pairs: int, workers: int, root: Path, timeout: float) -> Drain:
@@ -58,7 +62,7 @@ def drain(target: Target, pairs: int, workers: int, root: Path, timeout: float) 
     # The pool is left first: stopping the workers also ends a start that is still waiting.
     with ThreadPoolExecutor(1) as background, pool:
         starting = background.submit(pool.start, pool.add(workers))
-        seconds, events = _watch(pool, pairs, timeout)
+        seconds, events, cpu = _watch(pool, pairs, timeout, _cpu_sampler(pool, target.broker_pid))
         startup = starting.result()
         rss_peak = sum(proc_status(w.process.pid, "VmHWM") for w in pool.workers)
     data_dirs = [w.data_dir for w in pool.workers]
@@ -72,25 +76,45 @@ def drain(target: Target, pairs: int, workers: int, root: Path, timeout: float) 
         disk_bytes=sum(disk_bytes(d) for d in data_dirs),
         state_keys=sum(keys for keys, _ in states),
         state_bytes=sum(size for _, size in states),
+        worker_cores=cpu[0] / seconds,
+        broker_cores=None if cpu[1] is None else cpu[1] / seconds,
     )
 
 
-def _watch(pool: WorkerPool, pairs: int, timeout: float) -> tuple[float, int]:
-    """`(seconds, events processed in them)` from the first consumed record to the last learn."""
+Sample = tuple[float, float | None]  # CPU seconds so far: the workers' (summed), the broker's
+
+
+def _cpu_sampler(pool: WorkerPool, broker_pid: int | None) -> Callable[[], Sample]:
+    def sample() -> Sample:
+        launched = [w.process.pid for w in pool.workers if w.process is not None]
+        broker = None if broker_pid is None else cpu_seconds(broker_pid)
+        return sum(map(cpu_seconds, launched)), broker
+
+    return sample
+
+
+def _watch(
+    pool: WorkerPool, pairs: int, timeout: float, sample: Callable[[], Sample]
+) -> tuple[float, int, Sample]:
+    """`(seconds, events processed in them, CPU seconds used in them)` from the first consumed
+    record to the last learn."""
     deadline = time.perf_counter() + timeout
     first: tuple[float, int] | None = None
-    idle = time.perf_counter()
+    idle, idle_cpu = time.perf_counter(), sample()
     progress = (time.perf_counter(), 0)  # when `consumed` last changed, and to what
     while True:
         pool.check_alive()  # also ends the wait if a worker failed to start
         counters = pool.counters()
         now = time.perf_counter()
         if first is None and counters["consumed"] == 0:
-            idle = now  # the last poll before any record was consumed
+            idle, idle_cpu = now, sample()  # the last poll before any record was consumed
         elif first is None:
             # A batched worker can take a whole small backlog in one fetch: then the drain
             # began after the previous poll, and timing from there is late by at most one poll.
-            first = (now, counters["consumed"]) if counters["learned"] < pairs else (idle, 0)
+            if counters["learned"] < pairs:
+                first, first_cpu = (now, counters["consumed"]), sample()
+            else:
+                first, first_cpu = (idle, 0), idle_cpu
         if counters["predicted"] >= pairs and counters["learned"] >= pairs:
             break
         if counters["consumed"] != progress[1]:
@@ -110,4 +134,9 @@ def _watch(pool: WorkerPool, pairs: int, timeout: float) -> tuple[float, int]:
         raise RuntimeError(
             "the backlog was drained before the first poll; use more --events to time it"
         )
-    return now - started, 2 * pairs - consumed
+    end_cpu = sample()
+    used = (
+        end_cpu[0] - first_cpu[0],
+        None if end_cpu[1] is None or first_cpu[1] is None else end_cpu[1] - first_cpu[1],
+    )
+    return now - started, 2 * pairs - consumed, used

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from bench.e2e import POLL_SECONDS
+from bench.e2e import POLL_SECONDS, Drain
 from bench.peers import PEERS, Peer
 from bench.suite import Result
 from streamlearn.kafka.local import KAFKA_VERSION
@@ -79,6 +79,12 @@ def medians(result: Result) -> dict[str, Any]:
         **_peer_medians(result, limit),
         "drain_s": result.drained(lambda d: d.seconds),
         "startup_s": result.drained(lambda d: d.startup_seconds),
+        "worker_cores": result.drained(lambda d: d.worker_cores),
+        "broker_cores": _broker_cores(result.drains),
+        "scale_cores": {
+            str(n): {"workers": d.worker_cores, "broker": d.broker_cores}
+            for n, d in result.scaled.items()
+        },
         "latency_pps": latency.rate_pps,
         "latency_samples": latency.samples,
         "p50_ms": latency.p50_ms,
@@ -100,6 +106,19 @@ def medians(result: Result) -> dict[str, Any]:
         "load_average": [round(load, 2) for load in os.getloadavg()],
     }
     return row | {"targets": targets(row)}
+
+
+def _broker_cores(drains: list[Drain]) -> float | None:
+    """The median CPU share of the broker over `drains`, when it was measured."""
+    shares = [d.broker_cores for d in drains if d.broker_cores is not None]
+    return statistics.median(shares) if shares else None
+
+
+def _cores(workers: float, broker: float | None) -> str:
+    """What a drain used of the machine, e.g. "workers 0.98 cores, broker 0.41"."""
+    return f"workers {workers:.2f} cores, broker " + (
+        "not on this machine" if broker is None else f"{broker:.2f}"
+    )
 
 
 def _peer_medians(result: Result, limit: float) -> dict[str, Any]:
@@ -157,7 +176,8 @@ def table(result: Result, row: dict[str, Any]) -> Table:
         _pps(row["e2e_pps"]),
         _runs(runs["e2e"]),
         f"backlog drain over {row['drain_s']:.1f} s (end ≤ {POLL_SECONDS * 1000:.0f} ms late);"
-        f" start-up {row['startup_s']:.1f} s, not timed",
+        f" start-up {row['startup_s']:.1f} s, not timed; "
+        + _cores(row["worker_cores"], row["broker_cores"]),
     )
     out.add_row(
         "  end to end ÷ limit",
@@ -206,7 +226,8 @@ def table(result: Result, row: dict[str, Any]) -> Table:
             _pps(drain.pps),
             _runs([drain.pps]),
             f"{drain.pps / row['e2e_pps']:.2f} times 1 worker, on {row['cpus']} CPUs shared with"
-            " the broker and this process; launched together, so the rebalance is included",
+            " the broker and this process; launched together, so the rebalance is included; "
+            + _cores(drain.worker_cores, drain.broker_cores),
         )
     for workers, stall in sorted(result.stalled.items()):
         out.add_row(f"6 scale-out: drain, {workers} workers", "[bold red]stalled[/]", "", stall)

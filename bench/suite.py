@@ -141,7 +141,13 @@ def fit(config: Config, pace: Pace, seconds: float) -> Config:
     return replace(config, pairs=pairs, note=note.lstrip("; "))
 
 
-def run(config: Config, bootstrap: str, scratch: Path, say: Callable[[str], None]) -> Result:
+def run(
+    config: Config,
+    bootstrap: str,
+    scratch: Path,
+    say: Callable[[str], None],
+    broker_pid: int | None = None,
+) -> Result:
     """Measure one configuration; `say` reports progress."""
     started = time.perf_counter()
     result = Result(config)
@@ -157,7 +163,7 @@ def run(config: Config, bootstrap: str, scratch: Path, say: Callable[[str], None
     records = workload.encoded()
     topics = fresh_topics(bootstrap, config.partitions)
     asyncio.run(produce_backlog(bootstrap, topics, records))
-    target = Target(bootstrap, topics, config.model, config.partitions)
+    target = Target(bootstrap, topics, config.model, config.partitions, broker_pid)
     timeout = 120 + 20 * workload.pairs / min(result.naive)  # the store's worst pace, 20x
     for peer in PEERS if config.peers else ():
         if (missing := peer.missing()) is not None:
@@ -215,6 +221,7 @@ def run_all(
     budget: float,
     say: Callable[[str], None],
     done: Callable[[Result], None],
+    broker_pid: int | None = None,
 ) -> None:
     """Run `configs` in order, fitting each one after the first into what is left of `budget`.
 
@@ -227,7 +234,7 @@ def run_all(
             left = budget - (time.perf_counter() - started)
             config = fit(config, pace, left / (len(configs) - index))
         say(f"configuration: {config.describe()}")
-        result = run(config, bootstrap, scratch, say)
+        result = run(config, bootstrap, scratch, say, broker_pid)
         if pace is None:
             pace = Pace.of(result)
         done(result)

@@ -25,7 +25,7 @@ def test_a_peer_without_its_dependency_says_how_to_install_it():
 
 def test_a_skipped_peer_is_none_in_the_json_and_named_in_the_table():
     result = Result(Config(keys=10, pairs=100), keys_seen=10, limit=[10_000.0], naive=[2_000.0])
-    result.drains = [Drain(1, 500.0, 0.2, 3.0, 100 << 20, 1 << 20, 10, 20_000)]
+    result.drains = [Drain(1, 500.0, 0.2, 3.0, 100 << 20, 1 << 20, 10, 20_000, 0.9, 0.4)]
     result.latency = Latency(250.0, 100, 10.0, 20.0, 30.0, 90 << 20)
     result.peers["aiokafka_loop"] = [PeerDrain(5_000.0, 0.02, 1.5, 100, "t")]
     result.peers_not_run["quix"] = f"skipped: {SKIPPED}"
