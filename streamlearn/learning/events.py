@@ -47,6 +47,7 @@ class Reason(StrEnum):
     BAD_SIGNATURE = "bad-signature"  # a state to load whose seal does not hold (snapshot.py)
     BAD_STATE = "bad-state"  # a sealed state made with other candidates than the app's
     KEY_HAS_STATE = "key-has-state"  # a state to load for a key that has one, without --replace
+    UNEXPECTED_LABEL = "unexpected-label"  # a label for an app whose model is an anomaly detector
 
 
 class Rejected(ValueError):

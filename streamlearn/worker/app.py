@@ -33,8 +33,6 @@ import faust
 
 from streamlearn.errors import StreamlearnError
 from streamlearn.learning.alerts import alerts
-from streamlearn.learning.core import Learner
-from streamlearn.learning.models import load_candidates
 from streamlearn.learning.processor import Processor
 from streamlearn.serving.routes import add_routes
 from streamlearn.settings import Settings
@@ -66,8 +64,7 @@ class App(faust.App):
 def create_app(settings: Settings) -> faust.App:
     """A Faust app configured by `settings`, with the streamlearn intake on it."""
     created_at = time.monotonic()
-    candidates = load_candidates(settings.models)
-    learner = Learner(candidates, settings.horizon, settings.max_pending, settings.selection)
+    learner = settings.learner()
     topics = settings.topics
     processor = Processor(
         learner, topics, settings.partitions, settings.max_event_bytes, settings.state_secret

@@ -88,7 +88,10 @@ def test_a_bad_model_is_one_line(spec, says, tmp_path):
     ("args", "says"),
     [
         (["--model", "linear-regression", "--model", "nosuch"], "unknown model 'nosuch'"),
-        (["--model", "linear-regression,logistic-regression"], "all regressors or all classifiers"),
+        (
+            ["--model", "linear-regression,logistic-regression"],
+            "all regressors, all classifiers, or one anomaly",
+        ),
         (["--model", " , "], "no model given"),
         (["--select-window", "-1"], "--select-window"),
         (["--select-min-labels", "x"], "--select-min-labels"),
@@ -98,6 +101,37 @@ def test_a_bad_candidate_list_or_selection_is_one_line(args, says, tmp_path):
     data = tmp_path / "d.csv"
     data.write_text("k,y\na,1\n")
     ran = run_cli("replay", str(data), "--key", "k", "--target", "y", *args)
+    assert_one_line_error(ran)
+    assert says in ran.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--model", "half-space-trees", "--target", "y"], "leave --target out"),
+        (["--model", "half-space-trees,linear-regression"], "or one anomaly detector, not a mix"),
+        (["--anomaly-quantile", "0.9"], "need an anomaly detector"),
+        (["--model", "half-space-trees", "--anomaly-quantile", "1.5"], "--anomaly-quantile"),
+        (
+            [
+                "--model",
+                "half-space-trees",
+                "--anomaly-quantile",
+                "0.9",
+                "--anomaly-threshold",
+                "0.5",
+            ],
+            "give one, not both",
+        ),
+        (["--model", "half-space-trees", "--drift", "adwin"], "not of a detector"),
+        (["--target", "y", "--on-drift", "reset"], "--on-drift reset needs a detector"),
+        (["--target", "y", "--drift", "kswin"], "--drift"),
+    ],
+)
+def test_anomaly_and_drift_flags_that_do_not_fit_are_one_line(args, says, tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("k,y\na,1\n")
+    ran = run_cli("replay", str(data), "--key", "k", *args)
     assert_one_line_error(ran)
     assert says in ran.stderr
 
