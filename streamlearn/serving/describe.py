@@ -40,19 +40,23 @@ def describe_key(state: KeyState, names: Sequence[str]) -> dict[str, Any]:
     ]
     return {
         "n_learned": state.n_learned,
-        "metric": {"name": type(state.metric).__name__, "value": metric_value(state.metric)},
+        "metric": None  # an anomaly detector's key: nothing to score against
+        if state.metric is None
+        else {"name": type(state.metric).__name__, "value": metric_value(state.metric)},
         "serving": names[state.leader],
         "candidates": candidates,
         "pending": len(state.pending),
         "early": len(state.early),
         "clock": state.clock if math.isfinite(state.clock) else None,
         "last_ts": state.last_ts,
+        "drift": state.drift,  # {"count", "ts", "n_learned"} of its last drift, or None
     }
 
 
 def metric_value(metric: Any) -> float | None:
-    """A metric's value, None before it has scored anything (River answers 0 then)."""
-    if scored(metric) == 0:
+    """A metric's value, None before it has scored anything (River answers 0 then) and for
+    an anomaly detector's key, which has no metric."""
+    if metric is None or scored(metric) == 0:
         return None
     value = metric.get()
     return value if isinstance(value, int | float) and math.isfinite(value) else None

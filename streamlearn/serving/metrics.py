@@ -161,7 +161,10 @@ def consumer_lag(app: Any) -> list[tuple[str, int, int]]:
 
 def _candidate_metrics(learner: Any, states: list) -> Iterator[Metric]:
     """Each candidate's metric averaged over the keys in memory that have scored one."""
-    name = type(learner.new_metric()).__name__
+    metric = learner.new_metric()
+    if metric is None:  # an anomaly detector: no metric to report
+        return
+    name = type(metric).__name__
     mean = GaugeMetricFamily(
         "streamlearn_candidate_metric",
         f"Each candidate's per-key {name}, averaged over the keys in memory.",

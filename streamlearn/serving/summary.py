@@ -31,7 +31,8 @@ def worker_summary(app: Any) -> dict[str, Any]:
         if value is not None:
             scored.append({"key": key.decode(errors="replace"), "metric": value,
                            "n_learned": state.n_learned})  # fmt: skip
-    best_first = learner.new_metric().bigger_is_better
+    metric = learner.new_metric()  # None for an anomaly detector: keys are not ranked
+    best_first = getattr(metric, "bigger_is_better", False)
     scored.sort(key=lambda entry: entry["metric"], reverse=best_first)
     candidates = {  # sums, so the dashboard weighs each worker by its keys
         name: {"sum": sum(values), "keys": len(values)}
@@ -46,7 +47,7 @@ def worker_summary(app: Any) -> dict[str, Any]:
         "moving": app.rebalances.started is not None,  # a rebalance is under way
         "lag": sum(behind for _, _, behind in consumer_lag(app)),
         "keys_in_memory": len(live),
-        "metric": type(learner.new_metric()).__name__,
+        "metric": None if metric is None else type(metric).__name__,
         "candidates": candidates,
         "best": scored[:EXTREMES],
         "worst": scored[::-1][:EXTREMES],

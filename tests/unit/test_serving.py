@@ -84,3 +84,16 @@ def test_the_latency_histogram_counts_each_observation_in_its_bucket():
     assert samples[(f"{name}_bucket", "30.0")] == 3
     assert samples[(f"{name}_bucket", "+Inf")] == samples[(f"{name}_count", None)] == 4
     assert samples[(f"{name}_sum", None)] == pytest.approx(60.703, abs=0.05)
+
+
+def test_an_anomaly_key_is_described_without_a_metric_and_a_drifted_key_with_its_drift():
+    detector = Learner(load_candidates(["half-space-trees"]))
+    state = detector.new_state()
+    for i in range(5):
+        detector.observe(state, "k", Observation(i, {"a": float(i)}, ts=float(i)))
+    summary = describe_key(state, detector.names)
+    assert summary["metric"] is None and summary["candidates"][0]["metric"] is None
+    assert summary["n_learned"] == 5 and summary["drift"] is None
+    learner, drifted = trained(["linear-regression"])
+    drifted.drift = {"count": 1, "ts": 12.0, "n_learned": 12}
+    assert describe_key(drifted, learner.names)["drift"] == drifted.drift
