@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint install kafka-jars
+.PHONY: demo test lint install kafka-jars chromium
 
 install: $(VENV)/.installed
 
@@ -22,7 +22,11 @@ kafka-jars: install
 demo: kafka-jars
 	$(BIN)/streamlearn demo
 
-test: kafka-jars
+# The dashboard's browser test drives Debian's chromium headless; installed once if missing.
+chromium:
+	test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium)
+
+test: kafka-jars chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamlearn.learning.core import DEFAULT_HORIZON, DEFAULT_MAX_PENDING, Selection
+from streamlearn.learning.anomaly import Threshold
+from streamlearn.learning.core import DEFAULT_HORIZON, DEFAULT_MAX_PENDING, Learner, Selection
+from streamlearn.learning.drift import DriftWatch
 from streamlearn.learning.events import DEFAULT_MAX_EVENT_BYTES
+from streamlearn.learning.models import load_candidates
 
 
 @dataclass(frozen=True)
@@ -34,11 +37,14 @@ class Settings:
     broker: str = "localhost:9092"
     models: tuple[str, ...] = ("linear-regression",)  # candidates per key, listed order
     selection: Selection = field(default_factory=Selection)  # which candidate serves
+    threshold: Threshold = field(default_factory=Threshold)  # flags an anomaly detector's scores
+    drift: DriftWatch = field(default_factory=DriftWatch)  # watches a key's error for drift
     app_id: str = "streamlearn"
     data_dir: Path = Path("streamlearn-data")
     partitions: int = 8
     web_port: int = 6066
     web_host: str = "127.0.0.1"  # the address the web server binds: loopback unless told
+    web_token: str | None = None  # Bearer token every streamlearn route asks for (env only)
     topics: Topics = field(default_factory=Topics)
     horizon: float = DEFAULT_HORIZON
     max_pending: int = DEFAULT_MAX_PENDING
@@ -54,3 +60,11 @@ class Settings:
     merge_wait: float = 0.5  # how long a record waits for the other input topic (merge.py)
     log_interval: float = 10.0
     state_secret: bytes | None = field(default=None, repr=False)  # opens loaded states
+
+    def learner(self) -> Learner:
+        """The learning core these settings configure; a bad model, or flags that do not
+        suit it, raise `ModelError` here, before any broker is touched."""
+        return Learner(
+            load_candidates(self.models), self.horizon, self.max_pending, self.selection,
+            self.threshold, self.drift,
+        )  # fmt: skip

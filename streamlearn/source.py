@@ -56,7 +56,7 @@ class Columns:
     """
 
     key: str
-    target: str
+    target: str | None  # None: observations only, for an anomaly detector
     id: tuple[str, ...] = ()
     time: str | None = None  # default: no `ts`, so Kafka's record time is the event time
 
@@ -225,8 +225,9 @@ def to_events(
     `malformed` and skipped.
     """
     held = _Held(per_key=columns.time is not None)
+    labelled = columns.target is not None
     for number, row in enumerate(rows):
-        key, y = row.get(columns.key), row.get(columns.target)
+        key, y = row.get(columns.key), row.get(columns.target) if labelled else True
         if key is None or y is None:
             _note(malformed, f"row {number + 1}: empty {columns.key!r} or {columns.target!r}")
             continue
@@ -252,7 +253,8 @@ def to_events(
         observation["x"] = {name: value for name, value in row.items() if columns.in_x(name)}
         yield from held.release(key, now, strictly_before=True)  # truths known before this row
         yield Event("observation", key, observation)
-        held.hold(key, due, Event("label", key, label))
+        if labelled:
+            held.hold(key, due, Event("label", key, label))
         yield from held.release(key, now, strictly_before=False)
     yield from held.rest()
 

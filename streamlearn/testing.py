@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -101,8 +102,10 @@ class WorkerProcess:
 
     def counters(self) -> dict[str, int]:
         url = f"http://127.0.0.1:{self.web_port}/counters/"
-        with urllib.request.urlopen(url, timeout=5) as reply:
-            return orjson.loads(reply.read())
+        status, _, body = web_request(url, token=self.env.get("STREAMLEARN_WEB_TOKEN"))
+        if status != 200:
+            raise StreamlearnError(f"{url} answered {status}: {body}")
+        return body
 
     def stop(self, timeout: float = 60.0) -> int:
         """SIGTERM and wait for a clean exit (SIGKILL after `timeout`); the exit code."""
@@ -121,6 +124,25 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         return self.process.wait()
+
+
+def web_request(
+    url: str, body: Any = None, token: str | None = None, headers: dict | None = None
+) -> tuple[int, dict[str, str], Any]:
+    """`(status, headers, body)` of a GET (a POST with `body`: a dict as JSON, bytes as they
+    are) to a worker's web server; the body parsed as JSON when it is JSON, else text."""
+    data = None if body is None else body if isinstance(body, bytes) else orjson.dumps(body)
+    request = urllib.request.Request(url, data=data, headers=dict(headers or {}))
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            status, got, raw = reply.status, dict(reply.headers), reply.read()
+    except urllib.error.HTTPError as error:
+        status, got, raw = error.code, dict(error.headers), error.read()
+    if got.get("Content-Type", "").startswith("application/json"):
+        return status, got, orjson.loads(raw)
+    return status, got, raw.decode()
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> None:

@@ -79,3 +79,31 @@ def phishing_rows(n: int = 300, keys: int = 15) -> list[tuple[str, dict, bool]]:
             break
         rows.append((f"site-{i % keys}", dict(x), bool(y)))
     return rows
+
+
+def per_key_scores(rows: Iterable[tuple[str, dict]], factory: Callable[[], Any]) -> dict[str, list]:
+    """`{key: [score, ...]}` from River's own detector over each key's observations in order:
+    `score_one(x)`, then `learn_one(x)`, as River's anomaly examples run it."""
+    detectors: dict[str, Any] = {}
+    scores: dict[str, list] = defaultdict(list)
+    for key, x in rows:
+        detector = detectors.setdefault(key, factory())
+        scores[key].append(detector.score_one(x))
+        detector.learn_one(x)
+    return dict(scores)
+
+
+def station_rows(keys: int = 4, n: int = 200, seed: int = 7) -> list[tuple[str, dict]]:
+    """`(key, x)` observations of `keys` sensors: a daily-like cycle plus noise, the key as a
+    text feature, and one stretch per key stuck at zero (a broken sensor)."""
+    import math
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        for k in range(keys):
+            broken = 120 + 10 * k <= i < 130 + 10 * k
+            level = 0.0 if broken else 10 + 5 * math.sin(i / 4 + k) + rng.gauss(0, 0.5)
+            rows.append((f"sensor-{k}", {"sensor": f"sensor-{k}", "level": level, "i": i % 24}))
+    return rows

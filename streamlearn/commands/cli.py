@@ -18,23 +18,29 @@ from rich.console import Console
 
 from streamlearn.commands.demo import DemoOptions, run_demo
 from streamlearn.commands.options import (
+    WATCH_FLAGS,
     app_options,
     broker_option,
     column_options,
+    drift_from,
+    fault_option,
     model_option,
     option,
     selection_from,
     selection_options,
     settings_from,
+    threshold_from,
     topic_options,
     topics_from,
+    watch_args,
+    watch_options,
 )
 from streamlearn.commands.produce import produce_events
 from streamlearn.commands.progress import event_progress
 from streamlearn.commands.replay import replay_events
 from streamlearn.commands.report import print_replay
 from streamlearn.commands.tail import tail
-from streamlearn.commands.web import check_web_port
+from streamlearn.commands.web import check_web_exposure, check_web_port
 from streamlearn.errors import ConfigError, StreamlearnError
 from streamlearn.kafka.broker import prepare_topics, probe
 from streamlearn.kafka.local import DEFAULT_PORT, KAFKA_VERSION, LocalKafka, default_data_dir
@@ -168,8 +174,9 @@ def worker(log_level: str, **params: Any) -> None:
     from streamlearn.worker.app import Worker, create_app
 
     settings = settings_from(params)
-    load_candidates(settings.models)  # local checks before the broker: their errors name them
+    settings.learner()  # local checks before the broker: their errors name them
     check_web_port(settings.web_host, settings.web_port)
+    check_web_exposure(settings.web_host, settings.web_token)
     asyncio.run(prepare_topics(settings.broker, settings.topics, settings.partitions))
     app = create_app(settings)
     asyncio.set_event_loop(asyncio.new_event_loop())
@@ -229,6 +236,7 @@ def produce(
 @column_options
 @model_option("linear-regression")
 @selection_options
+@watch_options
 @option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
         help="Write the predictions here as JSON lines.")  # fmt: skip
 @option("--show", type=click.IntRange(1), default=5, help="How many worst and best keys to show.")
@@ -241,7 +249,15 @@ def replay(
     """Progressive validation over a file, offline: the worker's own code, without Kafka."""
     secret = secret_from_env("replay --save") if save else None  # before, not after the work
     reader, columns, delay = _rows_and_columns(params)
-    learner = Learner(load_candidates(models), selection=selection_from(params))
+    learner = Learner(
+        load_candidates(models), selection=selection_from(params),
+        threshold=threshold_from(params), drift=drift_from(params),
+    )  # fmt: skip
+    if learner.detector and columns.target is not None:
+        raise ConfigError(
+            f"--target {columns.target}: an anomaly detector learns from observations alone;"
+            " leave --target out (the column then stays a feature)"
+        )
     events = to_events(reader, columns, delay, reader.malformed)
     with contextlib.ExitStack() as stack:
         sink = stack.enter_context(open(out, "wb")) if out else None
@@ -253,7 +269,7 @@ def replay(
             on_prediction=(lambda line: sink.write(line + b"\n")) if sink else None,
             on_event=lambda: progress.advance(task),
         )
-    print_replay(result, show, reader, out)
+    print_replay(result, show, reader, out, drift=learner.drift.enabled)
     if result.counters["learned"] == 0 and (reader.malformed or result.dead_letters):
         labels = [d["error"] for d in result.dead_letters if d["topic"] == Topics().labels]
         first = (labels or [d["error"] for d in result.dead_letters] or reader.malformed)[0]
@@ -327,10 +343,21 @@ def export(snapshot: Path, broker: str, app_id: str, keys: tuple[str, ...], **pa
 @option("--partitions", type=click.IntRange(1, 1024), default=8, help="Partitions per topic.")
 @option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("streamlearn-demo"),
         help="Where the predictions and the worker log are written.")  # fmt: skip
+@watch_options
+@fault_option
 def demo(**params: Any) -> int:
     """The embedded default: local Kafka, a worker, a bike-stations stream, live metrics."""
-    load_candidates(params["models"])  # a bad --model fails here, before Kafka starts
-    return run_demo(DemoOptions(**params), Console())
+    # A bad --model, or flags that do not suit it, fail here, before Kafka starts.
+    learner = Learner(
+        load_candidates(params["models"]), threshold=threshold_from(params),
+        drift=drift_from(params),
+    )  # fmt: skip
+    worker_args = watch_args(params)
+    for name in WATCH_FLAGS:
+        del params[name]
+    return run_demo(
+        DemoOptions(**params, detector=learner.detector, worker_args=worker_args), Console()
+    )
 
 
 cli.add_command(tail)

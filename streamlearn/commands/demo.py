@@ -4,6 +4,10 @@ It uses a broker that answers at `--broker`, or starts a local one (and stops it
 starts a worker subprocess; streams the bundled bike-stations data with each label an hour of
 event time late; shows progress and per-station error live; and stops all it started, also on
 Ctrl-C or SIGTERM.
+
+With an anomaly detector (`--model bikes-anomaly`) it streams observations only, with the count
+of bikes as a feature, and shows instead how soon each injected `--fault` was flagged and how
+many observations outside the faults were flagged too (false alarms).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import signal
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +27,13 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from rich.console import Console, Group
 from rich.live import Live
+from rich.table import Table
 from river import metrics
 
 from streamlearn.commands.produce import ProduceReport, produce_events
 from streamlearn.commands.progress import event_progress
 from streamlearn.commands.report import metric_table
-from streamlearn.datasets.bikes import bike_stream
+from streamlearn.datasets.bikes import Fault, bike_stream
 from streamlearn.errors import KafkaError
 from streamlearn.kafka.broker import prepare_topics, probe
 from streamlearn.kafka.local import LocalKafka, free_port
@@ -37,6 +42,7 @@ from streamlearn.source import Columns, to_events
 from streamlearn.testing import WorkerProcess
 
 LABEL_DELAY = 3600.0  # the number of bikes at a station is known an hour later
+ONE_HOUR = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,9 @@ class DemoOptions:
     rate: float | None = 400.0
     partitions: int = 8
     out: Path = Path("streamlearn-demo")
+    faults: tuple[Fault, ...] = ()  # stations whose counter breaks for a while
+    detector: bool = False  # the model is an anomaly detector: no labels, a `FaultBoard`
+    worker_args: tuple[str, ...] = ()  # more flags for the worker (threshold, drift)
 
 
 class Scoreboard:
@@ -61,7 +70,9 @@ class Scoreboard:
         self.by_day: dict[int, metrics.MAE] = {}
         self.seen = 0
 
-    def add(self, prediction: dict, day: int) -> None:
+    def add(self, prediction: dict, hour: int) -> None:
+        """Score a prediction made `hour` hours after the stream's start."""
+        day = hour // 24
         y = self.truth[(prediction["key"], prediction["id"])]
         for metric in (self.per_key.setdefault(prediction["key"], metrics.MAE()), self.overall):
             metric.update(y, prediction["y_pred"])
@@ -72,6 +83,61 @@ class Scoreboard:
     def __rich__(self) -> Any:
         rows = [(key, self.learned[key], metric) for key, metric in self.per_key.items()]
         return metric_table(rows, "bikes available: error per station", 5, self.overall)
+
+    def summary(self) -> str:
+        days = [f"day {d + 1}: {m.get():.2f}" for d, m in sorted(self.by_day.items())]
+        return (
+            f"MAE of bikes available, over all predictions: {self.overall.get():.2f}"
+            f" ({', '.join(days[:1] + days[-1:])})"
+        )
+
+
+class FaultBoard:
+    """How an anomaly detector's flags meet the injected faults: per fault, the hours from its
+    start to its first flag and how many of its hours were flagged; and the false alarms."""
+
+    def __init__(self, faults: tuple[Fault, ...]) -> None:
+        self.faults = faults
+        self.first: dict[Fault, int] = {}
+        self.hits: dict[Fault, int] = dict.fromkeys(faults, 0)
+        self.false_alarms = 0
+        self.normal = 0
+        self.seen = 0
+
+    def add(self, prediction: dict, hour: int) -> None:
+        """Count a record made `hour` hours after the stream's start."""
+        fault = next((f for f in self.faults if f.covers(prediction["key"], hour)), None)
+        self.seen += 1
+        if fault is None:
+            self.normal += 1
+            self.false_alarms += bool(prediction.get("is_anomaly"))
+        elif prediction.get("is_anomaly"):
+            self.hits[fault] += 1
+            self.first.setdefault(fault, hour - fault.start)
+
+    def __rich__(self) -> Any:
+        table = Table(title="injected faults: flagged as anomalies?")
+        for column in ("station", "from hour", "hours", "first flag after", "hours flagged"):
+            table.add_column(column, justify="left" if column == "station" else "right")
+        for fault in self.faults:
+            first = "-" if fault not in self.first else f"{self.first[fault]} h"
+            hits = str(self.hits[fault])
+            table.add_row(fault.station, str(fault.start), str(fault.hours), first, hits)
+        table.add_section()
+        table.add_row(f"false alarms: {self.false_alarms} of {self.normal}", "", "", "", "")
+        return table
+
+    def summary(self) -> str:
+        lines = [
+            f"fault at {f.station} from hour {f.start} for {f.hours} h: "
+            + (f"first flagged after {self.first[f]} h" if f in self.first else "never flagged")
+            + f", {self.hits[f]} of its hours flagged"
+            for f in self.faults
+        ]
+        lines.append(
+            f"false alarms: {self.false_alarms} of {self.normal} observations outside the faults"
+        )
+        return "\n".join(lines)
 
 
 def run_demo(options: DemoOptions, console: Console) -> int:
@@ -91,10 +157,12 @@ def run_demo(options: DemoOptions, console: Console) -> int:
             worker = WorkerProcess(
                 options.broker, scratch / "worker", free_port(), topics, f"streamlearn-{run}",
                 model=",".join(options.models), partitions=options.partitions,
-                log_path=options.out / "worker.log",
+                log_path=options.out / "worker.log", extra_args=options.worker_args,
             )  # fmt: skip
             stop_all.callback(worker.stop)
             worker.start()
+            dashboard = f"http://127.0.0.1:{worker.web_port}/dashboard"
+            console.print(f"dashboard: {dashboard} (open it while the demo runs)")
             report, board = asyncio.run(_stream_and_watch(options, topics, console))
             counters = worker.counters()
             _summary(console, options, report, board, counters, topics, own_kafka, started)
@@ -129,13 +197,17 @@ def _ensure_broker(
 
 async def _stream_and_watch(
     options: DemoOptions, topics: Topics, console: Console
-) -> tuple[ProduceReport, Scoreboard]:
-    rows = list(bike_stream(stations=options.stations, days=options.days))
+) -> tuple[ProduceReport, Scoreboard | FaultBoard]:
+    rows = list(bike_stream(stations=options.stations, days=options.days, faults=options.faults))
     truth = {(row["station"], row["moment"]): row["bikes"] for row in rows}  # the moment is the id
     first = datetime.fromisoformat(rows[0]["moment"])
-    day_of = {r["moment"]: (datetime.fromisoformat(r["moment"]) - first).days for r in rows}
-    board = Scoreboard(truth)
-    events = to_events(rows, Columns("station", "bikes", time="moment"), LABEL_DELAY)
+    hour_of = {r["moment"]: (datetime.fromisoformat(r["moment"]) - first) // ONE_HOUR for r in rows}
+    if options.detector:  # observations only: the count is a feature, there is no label
+        board: Scoreboard | FaultBoard = FaultBoard(options.faults)
+        events = to_events(rows, Columns("station", None, time="moment"))
+    else:
+        board = Scoreboard(truth)
+        events = to_events(rows, Columns("station", "bikes", time="moment"), LABEL_DELAY)
     progress = event_progress()
     consumer = AIOKafkaConsumer(
         topics.predictions, bootstrap_servers=options.broker, auto_offset_reset="earliest"
@@ -152,14 +224,15 @@ async def _stream_and_watch(
                 batch = await consumer.getmany(timeout_ms=200)
                 for record in (r for records in batch.values() for r in records):
                     prediction = orjson.loads(record.value)
-                    board.add(prediction, day_of[prediction["id"]])
+                    board.add(prediction, hour_of[prediction["id"]])
                     sink.write(record.value + b"\n")
                     progress.advance(watching)
 
         watcher = asyncio.create_task(watch())
         try:
+            total = len(rows) * (1 if options.detector else 2)
             report = await produce_events(
-                options.broker, topics, events, options.rate, 2 * len(rows), progress
+                options.broker, topics, events, options.rate, total, progress
             )
             if not report.interrupted:
                 await asyncio.wait_for(asyncio.shield(watcher), timeout=120)
@@ -173,22 +246,21 @@ def _summary(
     console: Console,
     options: DemoOptions,
     report: ProduceReport,
-    board: Scoreboard,
+    board: Scoreboard | FaultBoard,
     counters: dict[str, int],
     topics: Topics,
     own_kafka: bool,
     started: float,
 ) -> None:
-    days = [f"day {d + 1}: {m.get():.2f}" for d, m in sorted(board.by_day.items())]
     console.print(
         f"\nstreamlearn demo: {options.stations} stations x {options.days} days, model"
         f" {', '.join(options.models)}\n"
         f"sent {report.observations} observations and {report.labels} labels;"
         f" received {board.seen} predictions; the worker learned {counters['learned']}\n"
-        f"MAE of bikes available, over all predictions: {board.overall.get():.2f}"
-        f" ({', '.join(days[:1] + days[-1:])})\n"
+        f"{board.summary()}\n"
         f"predictions: {options.out / 'predictions.jsonl'} (topic {topics.predictions})\n"
-        f"worker log: {options.out / 'worker.log'}"
+        f"worker log: {options.out / 'worker.log'}",
+        soft_wrap=True,  # one line per fact, whatever the width: people grep it
     )
     if own_kafka:
         console.print("the local Kafka started for the demo has been stopped")

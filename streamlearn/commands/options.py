@@ -12,11 +12,17 @@ from typing import Any
 
 import click
 
+from streamlearn.datasets.bikes import Fault
+from streamlearn.errors import ConfigError
+from streamlearn.learning.anomaly import Threshold
 from streamlearn.learning.core import DEFAULT_HORIZON, DEFAULT_MAX_PENDING, Selection
+from streamlearn.learning.drift import DETECTORS, REACTIONS, DriftWatch
 from streamlearn.learning.events import DEFAULT_MAX_EVENT_BYTES
 from streamlearn.learning.models import split_specs
 from streamlearn.settings import Settings, Topics
 from streamlearn.snapshot import SECRET_ENV
+
+WEB_TOKEN_ENV = "STREAMLEARN_WEB_TOKEN"
 
 
 def option(name: str, *decls: str, **kwargs: Any) -> Callable:
@@ -69,6 +75,63 @@ def selection_from(params: dict[str, Any]) -> Selection:
     return Selection(params["select_window"], params["select_min_labels"])
 
 
+watch_options = compose(
+    option("--anomaly-quantile", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+           default=None,
+           help="With an anomaly detector: flag a score as is_anomaly when it is at or above"
+                " this quantile of the key's earlier scores (see README, Anomalies and drift)."),
+    option("--anomaly-threshold", type=float, default=None,
+           help="With an anomaly detector: flag a score as is_anomaly when it is at or above"
+                " this value."),
+    option("--anomaly-grace", type=click.IntRange(0), default=Threshold().grace,
+           help="Observations a key scores before its scores may be flagged, and count in its"
+                " quantile."),
+    option("--drift", type=click.Choice(DETECTORS), default=DriftWatch().detector,
+           help="Watch each key's prediction error for drift with this detector."),
+    option("--on-drift", type=click.Choice(REACTIONS), default=DriftWatch().on_drift,
+           help="What a key's drift does besides showing in its predictions: reset its models."),
+)  # fmt: skip
+
+
+def _faults(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple:
+    try:
+        return tuple(Fault.parse(value) for value in values)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+fault_option = click.option(
+    "--fault", "faults", multiple=True, callback=_faults, metavar="STATION:START_HOUR:HOURS",
+    help="Break a station of the bikes stream: it reports 0 bikes for HOURS hours from hour"
+         " START_HOUR (repeatable).",
+)  # fmt: skip
+
+
+def threshold_from(params: dict[str, Any]) -> Threshold:
+    """The `Threshold` from the parsed values of `watch_options`."""
+    quantile, value = params["anomaly_quantile"], params["anomaly_threshold"]
+    if quantile is not None and value is not None:
+        raise ConfigError("--anomaly-quantile and --anomaly-threshold: give one, not both")
+    return Threshold(quantile, value, params["anomaly_grace"])
+
+
+def drift_from(params: dict[str, Any]) -> DriftWatch:
+    """The `DriftWatch` from the parsed values of `watch_options`."""
+    return DriftWatch(params["drift"], params["on_drift"])
+
+
+WATCH_FLAGS = ("anomaly_quantile", "anomaly_threshold", "anomaly_grace", "drift", "on_drift")
+
+
+def watch_args(params: dict[str, Any]) -> tuple[str, ...]:
+    """The `watch_options` given, as flags for a worker the command starts (the demo's)."""
+    args: list[str] = []
+    for name in WATCH_FLAGS:
+        if params[name] is not None:
+            args += ["--" + name.replace("_", "-"), str(params[name])]
+    return tuple(args)
+
+
 topic_options = compose(
     option("--topic-prefix", default="", help="Prefix for all four topic names."),
     option("--observations-topic", default=None, help="[default: PREFIX + observations]"),
@@ -80,6 +143,7 @@ app_options = compose(
     broker_option,
     model_option("linear-regression"),
     selection_options,
+    watch_options,
     option("--app-id", default="streamlearn", help="Faust app id; workers with one id share."),
     option(
         "--data-dir",
@@ -92,7 +156,8 @@ app_options = compose(
     option("--web-port", type=click.IntRange(1, 65535), default=Settings.web_port,
             help="HTTP port (/counters/); one per worker on a machine."),
     option("--web-host", default=Settings.web_host,
-            help="Address the HTTP server binds (0.0.0.0: every interface)."),
+            help="Address the HTTP server binds (0.0.0.0: every interface; beyond loopback it"
+                 " needs STREAMLEARN_WEB_TOKEN)."),
     topic_options,
     option(
         "--horizon",
@@ -141,6 +206,8 @@ def settings_from(params: dict[str, Any]) -> Settings:
         broker=params["broker"],
         models=params["models"],
         selection=selection_from(params),
+        threshold=threshold_from(params),
+        drift=drift_from(params),
         app_id=params["app_id"],
         data_dir=params["data_dir"],
         partitions=params["partitions"],
@@ -159,13 +226,16 @@ def settings_from(params: dict[str, Any]) -> Settings:
         merge_wait=params["merge_wait"],
         # From the environment only, never a flag: a flag's value shows in `ps` (snapshot.py).
         state_secret=os.environ.get(SECRET_ENV, "").encode() or None,
+        web_token=os.environ.get(WEB_TOKEN_ENV) or None,  # likewise
     )
 
 
 column_options = compose(
     click.argument("file", type=click.Path(path_type=Path, dir_okay=False)),
     option("--key", required=True, help="Column with the entity key (also the model key)."),
-    option("--target", required=True, help="Column with the target y."),
+    option("--target", default=None,
+           help="Column with the target y [default: none, observations only, for an anomaly"
+                " detector]."),
     option("--id", "id_column", default=None,
            help="Column(s) with the event id, comma-separated; they leave x unless they are the"
                 " key or time [default: the time column, else the row number]."),

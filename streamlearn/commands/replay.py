@@ -5,7 +5,8 @@ agent runs, with states that never leave memory, so for the same events in the
 same order replay and the worker give identical predictions.
 
 With several candidates per key it also scores each candidate over all keys, as if it had
-served alone, and notes where each key's serving candidate last changed.
+served alone, and notes where each key's serving candidate last changed. With an anomaly
+detector and a threshold it counts each key's flagged observations.
 """
 
 from __future__ import annotations
@@ -36,12 +37,22 @@ class Switch:
     count: int  # changes of this key's serving candidate in the whole replay
 
 
+@dataclass(frozen=True, slots=True)
+class Flagged:
+    """A key's observations flagged `is_anomaly`: how many, and the first and latest ids."""
+
+    count: int
+    first: Any
+    last: Any
+
+
 @dataclass
 class ReplayResult:
     """Per-key states (with their metrics), an overall metric, and the processor's counters.
 
     `names` are the candidates', `candidates` each one's overall metric (its predictions over
-    every key, as if it had served alone), `switches` each key's latest change of leader.
+    every key, as if it had served alone), `switches` each key's latest change of leader,
+    `flagged` each key's anomalies.
     """
 
     states: dict[str, KeyState]
@@ -53,6 +64,7 @@ class ReplayResult:
     names: tuple[str, ...] = ()
     candidates: dict[str, Any] = field(default_factory=dict)
     switches: dict[str, Switch] = field(default_factory=dict)
+    flagged: dict[str, Flagged] = field(default_factory=dict)
 
 
 def replay_events(
@@ -73,6 +85,7 @@ def replay_events(
     predicted: dict[tuple[str, Any], dict] = {}
     serving: dict[str, str] = {}
     switches: dict[str, Switch] = {}
+    flagged: dict[str, Flagged] = {}
     truth: dict[tuple[str, Any], Any] = {}
     dead_letters = []
     start = time.monotonic()
@@ -91,11 +104,13 @@ def replay_events(
             if output.topic == topics.predictions:
                 prediction = predicted[event_key] = orjson.loads(output.value)
                 _note_switch(switches, serving, prediction, offset)
+                if prediction.get("is_anomaly"):
+                    _note_flag(flagged, prediction)
                 if on_prediction is not None:
                     on_prediction(output.value)
             else:
                 dead_letters.append(orjson.loads(output.value))
-        if processor.counters.learned > learned_before and event_key in predicted:
+        if processor.counters.learned > learned_before and event_key in truth:
             prediction, y = predicted.pop(event_key), truth.pop(event_key)
             if prediction["y_pred"] is not None:
                 overall.update(y, prediction["y_pred"])
@@ -109,7 +124,7 @@ def replay_events(
     counters = processor.counters
     return ReplayResult(
         states, overall, counters.as_dict(), seconds, dead_letters, dict(counters.examples),
-        learner.names, candidates, switches,
+        learner.names, candidates, switches, flagged,
     )  # fmt: skip
 
 
@@ -123,3 +138,11 @@ def _note_switch(
     if before != model:
         count = switches[key].count + 1 if key in switches else 1
         switches[key] = Switch(order, prediction["n_learned"], before, model, count)
+
+
+def _note_flag(flagged: dict[str, Flagged], prediction: dict) -> None:
+    """Count an observation flagged as an anomaly for its key."""
+    key, event_id = prediction["key"], prediction["id"]
+    before = flagged.get(key)
+    first = before.first if before is not None else event_id
+    flagged[key] = Flagged((before.count if before is not None else 0) + 1, first, event_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -75,13 +76,52 @@ def switches_table(result: ReplayResult, show: int) -> Table:
     return table
 
 
-def print_replay(result: ReplayResult, show: int, reader: RowReader, out: Path | None) -> None:
+def anomaly_table(result: ReplayResult, show: int) -> Table:
+    """The `show` keys with the most observations flagged as anomalies, most first."""
+    most = sorted(result.flagged.items(), key=lambda item: -item[1].count)
+    scored = sum(state.n_learned for state in result.states.values())
+    flags = sum(flagged.count for flagged in result.flagged.values())
+    table = Table(title=f"anomalies: {flags} of {scored} observations, on {len(most)} keys")
+    for column in ("key", "flagged", "scored", "first flagged", "latest flagged"):
+        table.add_column(column, justify="right" if column in ("flagged", "scored") else "left")
+    for key, flagged in most[:show]:
+        scored_here = str(result.states[key].n_learned)
+        table.add_row(key, str(flagged.count), scored_here, str(flagged.first), str(flagged.last))
+    return table
+
+
+def drift_table(result: ReplayResult, show: int) -> Table:
+    """The `show` keys that drifted most recently (by event time), latest first."""
+    drifted = [(key, state.drift) for key, state in result.states.items() if state.drift]
+    drifted.sort(key=lambda item: item[1]["ts"], reverse=True)
+    table = Table(title=f"drift: {len(drifted)} of {len(result.states)} keys drifted")
+    for column in ("key", "drifts", "latest at label", "latest at time"):
+        table.add_column(column, justify="left" if column == "key" else "right")
+    for key, drift in drifted[:show]:
+        table.add_row(key, str(drift["count"]), str(drift["n_learned"]), _moment(drift["ts"]))
+    return table
+
+
+def _moment(ts: float) -> str:
+    """Event time as ISO-8601 UTC, seconds precision."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def print_replay(
+    result: ReplayResult, show: int, reader: RowReader, out: Path | None, drift: bool = False
+) -> None:
     """The replay summary on stdout: counts, the worst and best keys, the overall metric, and
-    with several candidates how each did and where the choice changed."""
+    with several candidates how each did and where the choice changed; for an anomaly
+    detector the keys flagged most; with drift detection (`drift`) the keys that drifted."""
     console = Console()
-    rows = [(key, state.n_learned, state.metric) for key, state in result.states.items()]
-    title = f"replay with {', '.join(result.names)} (worst keys first)"
-    console.print(metric_table(rows, title, show, result.overall))
+    if result.overall is None:
+        console.print(anomaly_table(result, show))
+    else:
+        rows = [(key, state.n_learned, state.metric) for key, state in result.states.items()]
+        title = f"replay with {', '.join(result.names)} (worst keys first)"
+        console.print(metric_table(rows, title, show, result.overall))
+    if drift:
+        console.print(drift_table(result, show))
     if result.candidates:
         console.print(selection_table(result))
         console.print(switches_table(result, show))

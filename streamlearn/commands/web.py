@@ -9,6 +9,7 @@ with a long traceback; `check_web_port` finds out first, binding the way Faust's
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 
 from streamlearn.errors import ConfigError
@@ -35,6 +36,22 @@ def check_web_port(host: str, port: int) -> None:
                 sock.bind(address)
             except OSError as error:
                 raise ConfigError(_reason(error, host, port)) from None
+
+
+def check_web_exposure(host: str, token: str | None) -> None:
+    """Raise `ConfigError` when `host` reaches beyond this machine and no token guards the routes:
+    a key's model and predictions are the user's data, not the network's."""
+    if token:
+        return
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except socket.gaierror:
+        return  # check_web_port reports it
+    if not all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses):
+        raise ConfigError(
+            f"--web-host {host} reaches beyond this machine: set STREAMLEARN_WEB_TOKEN, and"
+            " clients send it as 'Authorization: Bearer <token>'"
+        )
 
 
 def _reason(error: OSError, host: str, port: int) -> str:

@@ -8,6 +8,9 @@ daily temperature cycle). Each station has a capacity, a base occupancy and a da
 opposite, "leisure" stations fill up on weekend afternoons. Rain and cold keep stations close
 to their base level, and the count moves toward its target with noise, so it is autocorrelated.
 
+A `Fault` breaks a station's counter for a while: it reports a constant (0 bikes by default)
+whatever the station holds, as a stuck sensor would; every other row stays as without it.
+
     >>> row = next(bike_stream(stations=2, days=1))
     >>> tuple(row) == FIELDS
     True
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from os import PathLike
 
-__all__ = ["FIELDS", "bike_stream", "write_csv"]
+__all__ = ["FIELDS", "Fault", "bike_stream", "write_csv"]
 
 FIELDS: tuple[str, ...] = (
     "station",
@@ -53,6 +56,35 @@ class Station:
     capacity: int
     base: float
     profile: str
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Station `station` reports `value` bikes for `hours` hours from hour `start` of the stream.
+
+    >>> Fault.parse("station-03:72:24")
+    Fault(station='station-03', start=72, hours=24, value=0)
+    """
+
+    station: str
+    start: int
+    hours: int
+    value: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Fault:
+        """`STATION:START:HOURS`, hours counted from the stream's first moment."""
+        station, _, rest = text.rpartition(":")
+        station, _, start = station.rpartition(":")
+        if not station or not start.isdigit() or not rest.isdigit() or int(rest) < 1:
+            raise ValueError(
+                f"a fault is STATION:START_HOUR:HOURS, e.g. station-03:72:24, not {text!r}"
+            )
+        return cls(station, int(start), int(rest))
+
+    def covers(self, station: str, hour: float) -> bool:
+        """Whether `station`'s count at `hour` (since the start) is this fault's."""
+        return station == self.station and self.start <= hour < self.start + self.hours
 
 
 @dataclass
@@ -174,16 +206,19 @@ def bike_stream(
     seed: int = 42,
     step_minutes: int = 60,
     start: str = "2026-05-04T00:00:00",
+    faults: Iterable[Fault] = (),
 ) -> Iterator[dict]:
-    """Rows in time order (all stations at one moment, then the next moment)."""
+    """Rows in time order (all stations at one moment, then the next moment); `faults` replace
+    the counts they cover."""
     moment = _check(stations, days, step_minutes, start)
+    faults = tuple(faults)
     rng = random.Random(seed)
     hours = step_minutes / 60
     follow = 1 - math.exp(-hours / 1.5)  # share of the gap to the target closed per step
     city = _make_stations(rng, stations)
     levels = [s.base * s.capacity for s in city]
     weather = Weather()
-    for _ in range(days * MINUTES_PER_DAY // step_minutes):
+    for step in range(days * MINUTES_PER_DAY // step_minutes):
         weather = _next_weather(rng, weather, hours)
         temperature = _temperature(weather, moment)
         activity = _activity(_rain(weather), temperature)
@@ -204,7 +239,11 @@ def bike_stream(
             target = ratio * station.capacity
             level = levels[i] + follow * (target - levels[i]) + noise
             levels[i] = _clip(level, 0.0, float(station.capacity))
-            yield {"station": station.name, **shared, "bikes": round(levels[i])}
+            bikes = round(levels[i])
+            for fault in faults:
+                if fault.covers(station.name, step * hours):
+                    bikes = fault.value
+            yield {"station": station.name, **shared, "bikes": bikes}
         moment += timedelta(minutes=step_minutes)
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from streamlearn.datasets.bikes import bike_stream, write_csv
+from streamlearn.commands.options import fault_option
+from streamlearn.datasets.bikes import Fault, bike_stream, write_csv
 
 
 @click.command()
@@ -16,9 +17,10 @@ from streamlearn.datasets.bikes import bike_stream, write_csv
 @click.option("--stations", type=click.IntRange(1, 1000), default=20, show_default=True)
 @click.option("--days", type=click.IntRange(1, 365), default=7, show_default=True)
 @click.option("--seed", default=42, show_default=True)
-def main(file: Path, stations: int, days: int, seed: int) -> None:
+@fault_option
+def main(file: Path, stations: int, days: int, seed: int, faults: tuple[Fault, ...]) -> None:
     """Write the seeded bike-stations stream (one row per station and hour) to FILE."""
-    rows = write_csv(file, bike_stream(stations=stations, days=days, seed=seed))
+    rows = write_csv(file, bike_stream(stations=stations, days=days, seed=seed, faults=faults))
     click.echo(f"wrote {rows} rows to {file}")
 
 

@@ -32,6 +32,11 @@ predicted by each, every label teaches each, and each candidate keeps the key's 
 metric of its predictions (MAE for regressors, accuracy for classifiers: the metric of the
 answer the user receives, and the one the key's `metric` already keeps). The prediction served
 is the key's leader's, chosen by `Selection`.
+
+A key's model may instead be an anomaly detector (anomaly.py): it scores each observation, then
+learns it, with no label; labels sent to such an app are rejected. With a `DriftWatch`
+(drift.py), each key of a supervised app watches the error of its served predictions, and
+may reset its models when that error rises.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ import orjson
 from river import metrics
 
 from streamlearn.errors import ModelError
+from streamlearn.learning.anomaly import Threshold, is_detector
+from streamlearn.learning.drift import DriftWatch
 from streamlearn.learning.events import EventId, Label, Observation, Reason, Rejected, check_target
 from streamlearn.learning.models import Candidate, feature_check, is_classifier, learn, predict
 from streamlearn.learning.presets import rolling
@@ -56,6 +63,9 @@ WARNINGS = {
     " given the key's latest observation time",
     "no_features": "an observation with no feature the model can use (it keeps only numbers)",
 }
+KINDS = ("regressor", "classifier", "anomaly detector")
+NO_THRESHOLD = Threshold()  # scores are not flagged
+NO_DRIFT = DriftWatch()  # errors are not watched
 
 JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
@@ -89,6 +99,7 @@ class Pending:
     ts: float
     leader: int = 0
     candidates: tuple | None = None
+    drift: dict | None = None  # the key's last drift as the prediction told it
 
     def prediction(self, key: str, event_id: EventId, names: Sequence[str]) -> Prediction:
         """The prediction this observation was answered with (re-sent as is on redelivery)."""
@@ -97,12 +108,12 @@ class Pending:
             candidates = dict(zip(names, self.candidates, strict=True))
         return Prediction(
             key, event_id, self.y_pred, self.proba, names[self.leader], self.n_learned, self.ts,
-            candidates,
+            candidates, drift=self.drift,
         )  # fmt: skip
 
     def __setstate__(self, state: tuple) -> None:
-        """Unpickle, also a `Pending` pickled before candidates existed (without their fields)."""
-        _set_slots(self, {"leader": 0, "candidates": None, **state[1]})
+        """Unpickle, also a `Pending` pickled before candidates or drift existed."""
+        _set_slots(self, {"leader": 0, "candidates": None, "drift": None, **state[1]})
 
 
 @dataclass(slots=True)
@@ -112,6 +123,8 @@ class KeyState:
     `models` has one model per candidate, in listed order; `metric` scores the predictions
     served; `scores` has each candidate's own metric when there are several (else none), and
     `leader` indexes the candidate that serves since `n_learned` was `switched_at`.
+    `seen` is the running quantile of an anomaly detector's scores (with `--anomaly-quantile`);
+    `drift_detector` watches the served predictions' error, and `drift` describes the last drift.
     """
 
     models: list[Any]
@@ -127,6 +140,9 @@ class KeyState:
     last_ts: float | None = None  # the latest accepted observation's time
     timed: bool | None = None  # whether the key's events carry `ts` (None: no event yet)
     offsets: dict[str, int] = field(default_factory=dict)
+    seen: Any = None
+    drift_detector: Any = None
+    drift: dict | None = None  # {"count", "ts", "n_learned"} of the key's last drift
 
     def applied(self, source: str, offset: int) -> bool:
         """True when the record at `offset` of `source` already changed this state."""
@@ -142,7 +158,8 @@ class KeyState:
         slots = dict(state[1])
         if "model" in slots:
             slots["models"] = [slots.pop("model")]
-        _set_slots(self, {"scores": [], "leader": 0, "switched_at": 0, **slots})
+        defaults = {"scores": [], "leader": 0, "switched_at": 0, "seen": None}
+        _set_slots(self, {**defaults, "drift_detector": None, "drift": None, **slots})
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +174,9 @@ class Prediction:
     n_learned: int
     ts: float
     candidates: dict[str, Any] | None = None  # every candidate's y_pred, when there are several
+    score: float | None = None  # an anomaly detector's score (also `y_pred`)
+    is_anomaly: bool | None = None  # the score flagged by the threshold, when there is one
+    drift: dict | None = None  # the key's last drift, once it has drifted
 
     def to_json(self) -> bytes:
         event = {
@@ -171,6 +191,12 @@ class Prediction:
             event["proba"] = self.proba
         if self.candidates is not None:
             event["candidates"] = self.candidates
+        if self.score is not None:
+            event["score"] = self.score
+        if self.is_anomaly is not None:
+            event["is_anomaly"] = self.is_anomaly
+        if self.drift is not None:
+            event["drift"] = self.drift
         return orjson.dumps(event, option=JSON_OPTIONS)
 
 
@@ -189,8 +215,10 @@ class Step:
 class Learner:
     """Applies the events of one key to that key's state: predict on observations, learn on labels.
 
-    `candidates` make a key's models (one or more, all regressors or all classifiers); their
-    names go into every prediction; `selection` picks the one that serves when there are several.
+    `candidates` make a key's models (one or more, all regressors or all classifiers, or one
+    anomaly detector); their names go into every prediction; `selection` picks the one that
+    serves when there are several. `threshold` flags an anomaly detector's scores; `drift`
+    watches a supervised key's error.
     """
 
     def __init__(
@@ -199,30 +227,45 @@ class Learner:
         horizon: float = DEFAULT_HORIZON,
         max_pending: int = DEFAULT_MAX_PENDING,
         selection: Selection = Selection(),
+        threshold: Threshold = NO_THRESHOLD,
+        drift: DriftWatch = NO_DRIFT,
     ) -> None:
         self.candidates = tuple(candidates)
         self.names = tuple(candidate.name for candidate in self.candidates)
         self.horizon = horizon
         self.max_pending = max_pending
         self.selection = selection
+        self.threshold = threshold
+        self.drift = drift
         prototypes = [candidate.factory() for candidate in self.candidates]
-        kinds = [is_classifier(prototype) for prototype in prototypes]
-        if len(set(kinds)) != 1:
-            raise ModelError(
-                "--model: candidates must be all regressors or all classifiers, not a mix"
-            )
-        self.classifier = kinds[0]
+        self.kind = _kind_of(prototypes)
+        self.classifier = self.kind == "classifier"
+        self.detector = self.kind == "anomaly detector"
+        if threshold.flags and not self.detector:
+            raise ModelError("--anomaly-quantile and --anomaly-threshold need an anomaly detector")
+        if threshold.grace and not threshold.flags:
+            raise ModelError("--anomaly-grace needs --anomaly-quantile or --anomaly-threshold")
+        if drift.enabled and self.detector:
+            raise ModelError("--drift watches the error of supervised models, not of a detector")
+        if drift.resets and not drift.enabled:
+            raise ModelError("--on-drift reset needs a detector: --drift adwin or page-hinkley")
         # Checks of the models whose needs are known: `x` must have a feature each can use.
         self.checks = [check for check in map(feature_check, prototypes) if check is not None]
 
     def new_metric(self) -> Any:
-        """A fresh metric of the kind keys are scored with: accuracy or MAE."""
+        """A fresh metric of the kind keys are scored with: accuracy or MAE (None for a
+        detector: without labels there is nothing to score)."""
+        if self.detector:
+            return None
         return metrics.Accuracy() if self.classifier else metrics.MAE()
 
     def new_state(self) -> KeyState:
         models = [candidate.factory() for candidate in self.candidates]
         scores = [self._new_score() for _ in models] if len(models) > 1 else []
-        return KeyState(models=models, metric=self.new_metric(), scores=scores)
+        return KeyState(
+            models=models, metric=self.new_metric(), scores=scores,
+            seen=self.threshold.new_quantile(), drift_detector=self.drift.new_detector(),
+        )  # fmt: skip
 
     def _new_score(self) -> Any:
         metric = type(self.new_metric())
@@ -234,6 +277,8 @@ class Learner:
         ts, mixed = self._event_time(state, obs.ts, obs.timed)
         if obs.id in state.pending or obs.id in state.learned:
             return Step("duplicate")
+        if self.detector:
+            return self._score(state, key, obs, ts, mixed)
         answers = []
         for index, model in enumerate(state.models):
             try:
@@ -245,7 +290,9 @@ class Learner:
         expired = 0 if mixed else self._tick(state, ts)
         y_pred, proba = answers[state.leader]
         candidates = tuple(answer[0] for answer in answers) if len(answers) > 1 else None
-        pending = Pending(obs.x, y_pred, proba, state.n_learned, ts, state.leader, candidates)
+        pending = Pending(
+            obs.x, y_pred, proba, state.n_learned, ts, state.leader, candidates, state.drift
+        )
         step = Step("predicted", pending.prediction(key, obs.id, self.names), expired=expired)
         step.warnings = self._warnings(mixed, obs.x)
         early = state.early.pop(obs.id, None)
@@ -257,8 +304,44 @@ class Learner:
             step.learned = int(learned)
         return step
 
+    def _score(self, state: KeyState, key: str, obs: Observation, ts: float, mixed: bool) -> Step:
+        """An anomaly detector's answer: score the observation, flag it, then learn it.
+
+        A detector that raises in `score_one` dead-letters the observation unchanged; one that
+        raises in `learn_one` still answers, and the record also goes to the dead letters."""
+        model = state.models[0]
+        try:
+            score = model.score_one(obs.x)
+        except Exception as error:
+            return Step("dead_lettered", error=self._model_error("score", 0, error))
+        if state.timed is None:
+            state.timed = obs.timed
+        expired = 0 if mixed else self._tick(state, ts)
+        flagged = self.threshold.flag(score, state.seen, state.n_learned)
+        prediction = Prediction(
+            key, obs.id, score, None, self.names[0], state.n_learned, ts,
+            score=score, is_anomaly=flagged,
+        )  # fmt: skip
+        step = Step("predicted", prediction, expired=expired, warnings=self._warnings(mixed, obs.x))
+        try:
+            model.learn_one(obs.x)
+        except Exception as error:
+            step.error = self._model_error("learn", 0, error)
+            return step
+        state.n_learned += 1
+        state.learned[obs.id] = ts
+        _cap(state.learned, self.max_pending)
+        step.learned = 1
+        return step
+
     def label(self, state: KeyState, key: str, label: Label) -> Step:
         """Learn from the pending observation with this id (or the label's own `x`)."""
+        if self.detector:
+            raise Rejected(
+                Reason.UNEXPECTED_LABEL,
+                f"the model {self.names[0]} is an anomaly detector: it learns from observations"
+                " alone, and this app uses no labels",
+            )
         check_target(label.y, self.classifier)
         if label.id in state.learned or label.id in state.early:
             return Step("duplicate")
@@ -292,14 +375,10 @@ class Learner:
         """Teach every candidate; whether any learned, and the first error if one raised.
 
         A candidate that raises is left as it was and misses this label; the others learn it,
-        and the record also goes to the dead letters with the error.
+        and the record also goes to the dead letters with the error. When the label shows a
+        drift and the key resets on drift, its fresh models learn the label too.
         """
-        errors = []
-        for index, model in enumerate(state.models):
-            try:
-                state.models[index] = learn(model, x, y)
-            except Exception as error:
-                errors.append(self._model_error("learn", index, error))
+        errors = self._teach(state, x, y)
         if len(errors) == len(state.models):
             return False, errors[0]
         state.n_learned += 1
@@ -308,11 +387,44 @@ class Learner:
         if pending is not None:
             if _scorable(pending.y_pred):
                 state.metric.update(y, pending.y_pred)
-            for score, y_pred in zip(state.scores, pending.candidates or (), strict=False):
-                if _scorable(y_pred):
-                    score.update(y, y_pred)
-            self._elect(state)
+            if self._drifted(state, y, pending.y_pred, ts) and self.drift.resets:
+                self._reset(state)  # the old models' predictions no longer score anyone
+                errors = self._teach(state, x, y)
+            else:
+                for score, y_pred in zip(state.scores, pending.candidates or (), strict=False):
+                    if _scorable(y_pred):
+                        score.update(y, y_pred)
+                self._elect(state)
         return True, (errors[0] if errors else None)
+
+    def _teach(self, state: KeyState, x: dict, y: Any) -> list[Rejected]:
+        """Teach every candidate one example; the errors of those that raised."""
+        errors = []
+        for index, model in enumerate(state.models):
+            try:
+                state.models[index] = learn(model, x, y)
+            except Exception as error:
+                errors.append(self._model_error("learn", index, error))
+        return errors
+
+    def _drifted(self, state: KeyState, y: Any, y_pred: Any, ts: float) -> bool:
+        """Feed the served prediction's error to the key's detector; on a drift, note it."""
+        if state.drift_detector is None or not _scorable(y_pred):
+            return False
+        error = float(y != y_pred) if self.classifier else abs(y - y_pred)
+        if not self.drift.drifted(state.drift_detector, error):
+            return False
+        count = state.drift["count"] + 1 if state.drift else 1
+        state.drift = {"count": count, "ts": ts, "n_learned": state.n_learned}
+        return True
+
+    def _reset(self, state: KeyState) -> None:
+        """Fresh models, candidate scores and detector, as for a new key; the key's own metric,
+        counts and pending entries stay. The first listed candidate serves again."""
+        fresh = self.new_state()
+        state.models, state.scores = fresh.models, fresh.scores
+        state.drift_detector = fresh.drift_detector
+        state.leader, state.switched_at = 0, state.n_learned
 
     def _elect(self, state: KeyState) -> None:
         """Make the best-scoring candidate the key's leader, if the selection lets it change."""
@@ -350,6 +462,24 @@ class Learner:
         if not all(usable(x) for usable in self.checks):
             warnings += ("no_features",)
         return warnings
+
+
+def _kind_of(prototypes: Sequence[Any]) -> str:
+    """The kind shared by the candidates' models (see KINDS); a mix, or several detectors, is a
+    `ModelError`: a detector has no labels to choose between candidates or to share with them."""
+    kinds = {"anomaly detector" if is_detector(p) else KINDS[is_classifier(p)] for p in prototypes}
+    if len(kinds) != 1:
+        raise ModelError(
+            "--model: candidates must be all regressors, all classifiers, or one anomaly"
+            f" detector, not a mix ({', '.join(k for k in KINDS if k in kinds)})"
+        )
+    kind = kinds.pop()
+    if kind == "anomaly detector" and len(prototypes) > 1:
+        raise ModelError(
+            "--model: one anomaly detector per app: without labels there is no metric to choose"
+            " between candidates"
+        )
+    return kind
 
 
 def _drop_before(entries: dict, cutoff: float, clock: float, ts_of: Callable[[Any], float]) -> int:

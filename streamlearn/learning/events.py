@@ -47,6 +47,7 @@ class Reason(StrEnum):
     BAD_SIGNATURE = "bad-signature"  # a state to load whose seal does not hold (snapshot.py)
     BAD_STATE = "bad-state"  # a sealed state made with other candidates than the app's
     KEY_HAS_STATE = "key-has-state"  # a state to load for a key that has one, without --replace
+    UNEXPECTED_LABEL = "unexpected-label"  # a label for an app whose model is an anomaly detector
 
 
 class Rejected(ValueError):
@@ -121,6 +122,15 @@ def parse_label(
     x = _features(event["x"]) if event.get("x") is not None else None
     ts = event.get("ts")
     return Label(_event_id(event), y, parse_ts(ts, default_ts), x, ts is not None)
+
+
+def parse_query(value: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Features:
+    """The features of a `{"x": {...}}` request to predict (the web's `/keys/<key>/predict`),
+    checked as an observation's are, or `Rejected` with the reason."""
+    event = _decode(value, max_bytes)
+    if "x" not in event:
+        raise Rejected(Reason.BAD_FEATURES, 'the request has no "x"')
+    return _features(event["x"])
 
 
 def check_target(y: Any, classifier: bool) -> None:

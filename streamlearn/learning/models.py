@@ -1,7 +1,8 @@
 """Models: presets by name, any `module:factory`, and one adapter for River and creme styles.
 
 A model is any object with `predict_one` and either `learn_one` (River) or `fit_one` (creme,
-which may return the model). streamlearn never needs more than the three functions here.
+which may return the model), or an anomaly detector with `score_one` and `learn_one`
+(learning/anomaly.py). streamlearn never needs more than the functions here.
 
     >>> factory = load_factory("linear-regression")
     >>> model = factory()
@@ -95,13 +96,13 @@ def _resolve(spec: str) -> Factory:
 
 
 def check_model(model: Any, spec: str) -> None:
-    """Raise `ModelError` unless `model` can predict and learn one event at a time."""
-    if not hasattr(model, "predict_one") or not (
-        hasattr(model, "learn_one") or hasattr(model, "fit_one")
-    ):
+    """Raise `ModelError` unless `model` can predict (or score) and learn one event at a time."""
+    answers = hasattr(model, "predict_one") or hasattr(model, "score_one")
+    if not answers or not (hasattr(model, "learn_one") or hasattr(model, "fit_one")):
         raise ModelError(
             f"--model {spec} gave a {type(model).__name__}, which lacks predict_one and"
-            " learn_one (River) or fit_one (creme)"
+            " learn_one (River) or fit_one (creme), or score_one and learn_one (an anomaly"
+            " detector)"
         )
 
 

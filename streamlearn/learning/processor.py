@@ -74,6 +74,7 @@ class Counters:
         self.expired = 0  # pending observations and early labels dropped after the horizon
         self.skipped = 0  # records the consumer never delivered (counted by the agent)
         self.warnings: Counter[str] = Counter(dict.fromkeys(WARNINGS, 0))  # see core.WARNINGS
+        self.dead_letters: Counter[str] = Counter()  # dead letters by `Reason` (a bounded set)
         self.examples: dict[str, str] = {}  # a recent record behind each warning and duplicate
 
     def as_dict(self) -> dict[str, int]:
@@ -216,6 +217,7 @@ class Processor:
         return [self._dead_letter_output(record, error)]
 
     def _dead_letter_output(self, record: Record, error: Rejected) -> Output:
+        self.counters.dead_letters[error.reason] += 1
         value = record.value or b""
         letter = {
             "topic": record.topic,

@@ -33,9 +33,8 @@ import faust
 
 from streamlearn.errors import StreamlearnError
 from streamlearn.learning.alerts import alerts
-from streamlearn.learning.core import Learner
-from streamlearn.learning.models import load_candidates
 from streamlearn.learning.processor import Processor
+from streamlearn.serving.routes import add_routes
 from streamlearn.settings import Settings
 from streamlearn.worker.intake import Intake
 from streamlearn.worker.rebalance import RebalanceLog, committed_inputs, resume_from_committed
@@ -65,8 +64,7 @@ class App(faust.App):
 def create_app(settings: Settings) -> faust.App:
     """A Faust app configured by `settings`, with the streamlearn intake on it."""
     created_at = time.monotonic()
-    candidates = load_candidates(settings.models)
-    learner = Learner(candidates, settings.horizon, settings.max_pending, settings.selection)
+    learner = settings.learner()
     topics = settings.topics
     processor = Processor(
         learner, topics, settings.partitions, settings.max_event_bytes, settings.state_secret
@@ -86,9 +84,9 @@ def create_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         web_bind=settings.web_host,  # Faust binds 0.0.0.0 unless told
         web_host=settings.web_host,
-        # Serve /counters/ and none of Faust's built-in pages: /table/ hands any key's pickled
-        # state to whoever asks, and /router/, /graph/ and the stats pages show the cluster's
-        # insides. Nothing here needs them (no @app.table_route).
+        # Serve /counters/ and streamlearn's routes (serving/routes.py), none of Faust's own
+        # pages: /table/ hands any key's pickled state to whoever asks, and /router/, /graph/
+        # and the stats pages show the cluster's insides. Nothing here needs them.
         web_tables_enabled=False,
         web_router_enabled=False,
         web_graph_enabled=False,
@@ -102,6 +100,7 @@ def create_app(settings: Settings) -> faust.App:
     )
     app.transport = Transport(app.conf.broker_consumer, app)  # see streamlearn/worker/transport.py
     app.processor = processor  # type: ignore[attr-defined]
+    app.settings = settings  # type: ignore[attr-defined]
 
     # Subscribed, so Faust's assignor gives this worker partition p of both inputs and of the
     # changelog together; their records go to the intake, not through an agent (intake.py).
@@ -116,7 +115,8 @@ def create_app(settings: Settings) -> faust.App:
         app.consumer, topics, partitions
     )
 
-    rebalances = RebalanceLog(topics.observations)
+    rebalances = app.rebalances = RebalanceLog(topics.observations)  # type: ignore[attr-defined]
+    add_routes(app)  # /keys/, /metrics and the dashboard (streamlearn/serving/routes.py)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
@@ -167,10 +167,6 @@ def create_app(settings: Settings) -> faust.App:
         for line in alerts(logged, now, processor.counters.examples):
             log.warning("in the last %.0fs: %s", settings.log_interval, line)
         logged = now
-
-    @app.page("/counters/")
-    async def counters(web: Any, request: Any) -> Any:
-        return web.json(processor.counters.as_dict())
 
     return app
 
@@ -233,9 +229,12 @@ def _app_from_env() -> faust.App:
     """The app from `STREAMLEARN_*` variables; a bad one is one `streamlearn: error: …` line on
     stderr and exit code 2, as `streamlearn worker` reports it, instead of Faust's traceback."""
     from streamlearn.commands.cli import settings_from_env
+    from streamlearn.commands.web import check_web_exposure
 
     try:
-        return create_app(settings_from_env())
+        settings = settings_from_env()
+        check_web_exposure(settings.web_host, settings.web_token)
+        return create_app(settings)
     except click.ClickException as error:
         message = error.format_message()
     except StreamlearnError as error:

@@ -116,7 +116,10 @@ class Intake:
         states = self.states[partition]
         add, home = self.outbox.add, self.outbox.home
         process = self.processor.process
+        observed = []  # observations' record times, for the latency histogram
         for message, timestamp in ready:
+            if message.topic == self.observations:
+                observed.append(timestamp)
             record = Record(
                 message.topic, partition, message.offset, timestamp / 1000.0,
                 message.key, message.value,
@@ -133,6 +136,7 @@ class Intake:
             self.checkpoint.record(TP(message.topic, partition), message.offset)
             if self.checkpoint.count >= self.checkpoint.records and not await self._checkpoint():
                 return  # refused: everything was dropped, and is read again
+        self.app.metrics.latency.observe_batch(observed)
 
     def _caught_up(self, partition: int) -> Any:
         """Whether a topic's partition holds nothing we have not fetched, as of a fetch made
@@ -205,9 +209,10 @@ class Intake:
         store = self.table.data
         try:
             changelog = self.table.changelog_topic.get_topic_name()
-            return await self.checkpoint.write(
-                cut, changelog, self._commit, store._db_for_partition, store.offset_key
-            )
+            with self.app.metrics.checkpoint.time():  # written while the intake goes on
+                return await self.checkpoint.write(
+                    cut, changelog, self._commit, store._db_for_partition, store.offset_key
+                )
         except (KafkaError, ProducerSendError) as error:  # a delivery failed after retries
             log.warning("checkpoint failed (%r): its records are read again", error)
         except StateTooLarge as error:  # every retry would fail the same way

@@ -26,8 +26,9 @@ class RebalanceLog:
     def __init__(self, topic: str) -> None:
         self.topic = topic
         self.owned: set[int] = set()
-        self.started: float | None = None
+        self.started: float | None = None  # set while partitions move
         self.pending_line = ""
+        self.completed_count = 0  # rebalances this worker has come through
 
     def revoked(self) -> None:
         if self.started is None:
@@ -48,6 +49,7 @@ class RebalanceLog:
         seconds = time.monotonic() - self.started if self.started is not None else 0.0
         log.info("%s; tables recovered, processing resumed after %.2fs", self.pending_line, seconds)
         self.started = None
+        self.completed_count += 1
 
 
 async def resume_from_committed(consumer: ConsumerT, topics: Collection[str]) -> dict[TP, int]:

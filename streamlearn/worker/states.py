@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from streamlearn.learning.state import PartitionStates
+from streamlearn.learning.core import KeyState
+from streamlearn.learning.state import PartitionStates, loads_state
 
 
 class States:
@@ -27,6 +28,16 @@ class States:
                 lambda key: self.load(partition, key), self.size
             )
         return states
+
+    def peek(self, partition: int, key: bytes) -> KeyState | None:
+        """The key's current state, live or stored, without keeping it in memory: a reader (the
+        web's `/keys/`) must not change what the intake holds or evicts."""
+        states = self.partitions.get(partition)
+        state = states.live.get(key) if states is not None else None
+        if state is not None:
+            return state
+        raw = self.load(partition, key)
+        return None if raw is None else loads_state(raw)
 
     def drop(self, partitions: Any = None) -> None:
         """Forget the live states of `partitions` (all when None), written or not: their

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
+
 from streamlearn.datasets.bikes import bike_stream, write_csv
 from streamlearn.kafka.local import free_port, pid_alive
 from streamlearn.testing import READY_LINE, record_count, wait_for
@@ -43,6 +45,7 @@ def test_demo_end_to_end_on_a_running_broker(kafka_bootstrap, tmp_path):
     assert mae is not None, ran.stdout
     assert len((tmp_path / "predictions.jsonl").read_bytes().splitlines()) == rows
     assert "streamlearn tail --predictions-topic demo-" in ran.stdout  # the broker is still up
+    assert re.search(r"dashboard: http://127\.0\.0\.1:\d+/dashboard", ran.stdout), ran.stdout
     assert processes_mentioning("streamlearn-demo-") == []
 
 
@@ -92,3 +95,19 @@ def test_produce_interrupted_says_how_many_events_were_sent(kafka_bootstrap, tmp
     assert sent is not None and 0 < int(sent.group(1)) < 2 * 5 * 5 * 24
     assert "Traceback" not in err
     assert re.search(r"sent \d+ observations", out) is not None
+
+
+def test_demo_with_an_anomaly_detector_reports_the_injected_fault(kafka_bootstrap, tmp_path):
+    ran = run_cli("demo", "--broker", kafka_bootstrap, "--stations", "3", "--days", "4",
+                  "--rate", "1000", "--partitions", "4", "--out", str(tmp_path),
+                  "--model", "bikes-anomaly", "--anomaly-quantile", "0.95",
+                  "--fault", "station-01:60:12")  # fmt: skip
+    assert ran.code == 0, ran.stderr + ran.stdout
+    rows = 3 * 4 * 24
+    assert f"sent {rows} observations and 0 labels; received {rows} predictions" in ran.stdout
+    fault = r"fault at station-01 from hour 60 for 12 h: (first flagged after \d+ h|never flagged)"
+    assert re.search(fault + r", \d+ of its hours flagged", ran.stdout), ran.stdout
+    assert re.search(rf"false alarms: \d+ of {rows - 12} observations", ran.stdout), ran.stdout
+    flags = [orjson.loads(line)["is_anomaly"] for line in
+             (tmp_path / "predictions.jsonl").read_bytes().splitlines()]  # fmt: skip
+    assert len(flags) == rows and any(flags)

@@ -105,7 +105,9 @@ def test_names_are_unique_and_presets_mix_with_factories():
 
 
 def test_a_mix_of_classifiers_and_regressors_is_refused():
-    with pytest.raises(ModelError, match="all regressors or all classifiers"):
+    with pytest.raises(
+        ModelError, match="all regressors, all classifiers, or one anomaly detector, not a mix"
+    ):
         Learner(load_candidates(["linear-regression", "logistic-regression"]))
 
 

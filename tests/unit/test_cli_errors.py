@@ -88,7 +88,10 @@ def test_a_bad_model_is_one_line(spec, says, tmp_path):
     ("args", "says"),
     [
         (["--model", "linear-regression", "--model", "nosuch"], "unknown model 'nosuch'"),
-        (["--model", "linear-regression,logistic-regression"], "all regressors or all classifiers"),
+        (
+            ["--model", "linear-regression,logistic-regression"],
+            "all regressors, all classifiers, or one anomaly",
+        ),
         (["--model", " , "], "no model given"),
         (["--select-window", "-1"], "--select-window"),
         (["--select-min-labels", "x"], "--select-min-labels"),
@@ -98,6 +101,37 @@ def test_a_bad_candidate_list_or_selection_is_one_line(args, says, tmp_path):
     data = tmp_path / "d.csv"
     data.write_text("k,y\na,1\n")
     ran = run_cli("replay", str(data), "--key", "k", "--target", "y", *args)
+    assert_one_line_error(ran)
+    assert says in ran.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--model", "half-space-trees", "--target", "y"], "leave --target out"),
+        (["--model", "half-space-trees,linear-regression"], "or one anomaly detector, not a mix"),
+        (["--anomaly-quantile", "0.9"], "need an anomaly detector"),
+        (["--model", "half-space-trees", "--anomaly-quantile", "1.5"], "--anomaly-quantile"),
+        (
+            [
+                "--model",
+                "half-space-trees",
+                "--anomaly-quantile",
+                "0.9",
+                "--anomaly-threshold",
+                "0.5",
+            ],
+            "give one, not both",
+        ),
+        (["--model", "half-space-trees", "--drift", "adwin"], "not of a detector"),
+        (["--target", "y", "--on-drift", "reset"], "--on-drift reset needs a detector"),
+        (["--target", "y", "--drift", "kswin"], "--drift"),
+    ],
+)
+def test_anomaly_and_drift_flags_that_do_not_fit_are_one_line(args, says, tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("k,y\na,1\n")
+    ran = run_cli("replay", str(data), "--key", "k", *args)
     assert_one_line_error(ran)
     assert says in ran.stderr
 
@@ -151,6 +185,17 @@ def test_a_web_host_that_is_not_this_machine_fails_in_one_line(tmp_path):
     )  # fmt: skip
     assert_one_line_error(ran)
     assert "--web-host 192.0.2.1" in ran.stderr
+
+
+def test_a_web_host_beyond_loopback_needs_a_token(tmp_path):
+    args = ("worker", "--broker", _no_broker(), "--data-dir", str(tmp_path),
+            "--web-port", str(free_port()), "--web-host", "0.0.0.0")  # fmt: skip
+    ran = run_cli(*args, env={"STREAMLEARN_WEB_TOKEN": ""})
+    assert_one_line_error(ran)
+    assert "--web-host 0.0.0.0 reaches beyond this machine" in ran.stderr
+    assert "STREAMLEARN_WEB_TOKEN" in ran.stderr
+    with_token = run_cli(*args, env={"STREAMLEARN_WEB_TOKEN": "s3cret"}, timeout=60)
+    assert "STREAMLEARN_WEB_TOKEN" not in with_token.stderr  # past it: it fails at the broker
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from river import base, dummy, evaluate, linear_model, metrics, preprocessing, stats
+from river import anomaly, base, dummy, evaluate, linear_model, metrics, preprocessing, stats
 
 from streamlearn.learning.presets import BIKES_WEATHER, PRESETS
 from tests.oracle import chick_rows, phishing_rows
@@ -72,6 +72,23 @@ def numeric_stream(n: int = 300, seed: int = 42) -> Stream:
     return events
 
 
+def points_stream(n: int = 300, seed: int = 42) -> Stream:
+    """Observations for a detector: two numbers near (0.3, 0.7), every 20th far off, and a
+    text feature (the key) that the preset must ignore; the second item is unused."""
+    rng = random.Random(seed)
+    events = []
+    for i in range(n):
+        far = i % 20 == 19
+        x = {"a": rng.gauss(3.0 if far else 0.3, 0.05), "b": rng.gauss(0.7, 0.05), "key": "k"}
+        events.append((x, None))
+    return events
+
+
+def counts_stream(n: int = 300, seed: int = 42) -> Stream:
+    """Observations for `bikes-anomaly`: the bikes stream with its count in `x`, no target."""
+    return [({**x, "bikes": y}, None) for x, y in bikes_stream(n, seed)]
+
+
 def binary_stream(n: int = 300, seed: int = 42) -> Stream:
     """Linearly separable: y = a + b > 0."""
     rng = random.Random(seed)
@@ -89,19 +106,25 @@ STREAMS = {
     "bikes": bikes_stream,
     "m5": m5_stream,
     "m5-knn": m5_stream,
+    "half-space-trees": points_stream,
+    "bikes-anomaly": counts_stream,
 }
 
 
 def outputs(model, x: dict) -> tuple:
-    """What a model answers for `x`: the prediction, and the probabilities for a classifier."""
+    """What a model answers for `x`: the prediction, and the probabilities for a classifier;
+    a detector's score."""
+    if isinstance(model, base.AnomalyDetector):
+        return (model.score_one(x),)
     # A Pipeline has `predict_proba_one` whatever its last step; isinstance asks the last step.
     proba = model.predict_proba_one(x) if isinstance(model, base.Classifier) else None
     return model.predict_one(x), proba
 
 
 def learn_all(model, events: Stream) -> None:
+    detector = isinstance(model, base.AnomalyDetector)
     for x, y in events:
-        model.learn_one(x, y)
+        model.learn_one(x) if detector else model.learn_one(x, y)
 
 
 def before_regressor(model, x: dict) -> dict:
@@ -117,22 +140,22 @@ def test_presets_are_the_documented_names():
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_a_fresh_model_pickles_and_the_copy_learns_the_same(name):
-    events = STREAMS[name](40)
+    events = STREAMS[name](100)  # more than a detector's first window, which scores 0
     model = PRESETS[name]()
     copy = pickle.loads(pickle.dumps(model))
-    learn_all(model, events[:30])
-    learn_all(copy, events[:30])
-    for x, _ in events[30:]:
+    learn_all(model, events[:70])
+    learn_all(copy, events[:70])
+    for x, _ in events[70:]:
         assert outputs(copy, x) == outputs(model, x)
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_a_trained_model_pickles_and_the_copy_predicts_the_same(name):
-    events = STREAMS[name](40)
+    events = STREAMS[name](100)
     model = PRESETS[name]()
-    learn_all(model, events[:30])
+    learn_all(model, events[:70])
     copy = pickle.loads(pickle.dumps(model))
-    for x, _ in events[30:]:
+    for x, _ in events[70:]:
         assert outputs(copy, x) == outputs(model, x)
 
 
@@ -157,13 +180,13 @@ def test_a_pickled_copy_predicts_bit_for_bit_whatever_the_hash_seed(seed):
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_each_call_gives_an_independent_model(name):
-    events = STREAMS[name](60)
+    events = STREAMS[name](150)
     first, second = PRESETS[name](), PRESETS[name]()
     assert first is not second
-    learn_all(second, events[:20])
-    probes = [x for x, _ in events[40:]]
+    learn_all(second, events[:60])
+    probes = [x for x, _ in events[120:]]
     before = [outputs(second, x) for x in probes]
-    learn_all(first, events[20:40])
+    learn_all(first, events[60:120])
     assert [outputs(second, x) for x in probes] == before
     assert [outputs(first, x) for x in probes] != before
 
@@ -273,3 +296,20 @@ def test_numeric_presets_ignore_text_features_such_as_the_key():
     for i in range(20):
         model.learn_one({"station": "station-7", "a": float(i)}, 2.0 * i)
     assert model.predict_one({"station": "station-7", "a": 3.0}) != 0.0  # it learned
+
+
+def test_half_space_trees_scores_as_river_on_numeric_data_and_flags_the_far_points():
+    events = points_stream(400)
+    ours = PRESETS["half-space-trees"]()
+    theirs = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(window_size=50, seed=42)
+    scores = []
+    for x, _ in events:
+        numeric = {name: value for name, value in x.items() if name != "key"}
+        scores.append(ours.score_one(x))
+        assert scores[-1] == theirs.score_one(numeric)
+        ours.learn_one(x)
+        theirs.learn_one(numeric)
+    later = list(enumerate(scores))[100:]
+    far = [score for i, score in later if i % 20 == 19]
+    near = sorted(score for i, score in later if i % 20 != 19)
+    assert min(far) > near[int(0.95 * len(near))], (far, near[-10:])
