@@ -70,6 +70,8 @@ class PartitionStates:
         self.dirty: set[bytes] = set()  # changed since the last cut
         self.cut: dict[bytes, Written | None] = {}  # as of the cut; None: not pickled yet
         self.unpickled: deque[bytes] = deque()  # keys of `cut` still to pickle, maybe done
+        self.sizes: dict[bytes, int] = {}  # pickled size of each live state, as last read or cut
+        self.held = 0  # their sum: what the live states weigh as written (for /metrics)
 
     def get(self, key: bytes) -> KeyState | None:
         state = self.live.get(key)
@@ -78,13 +80,14 @@ class PartitionStates:
             if raw is None:
                 return None
             state = self.live[key] = loads_state(raw)
+            self._weigh(key, len(raw))
         elif key in self.cut and self.cut[key] is None:
-            self.cut[key] = written(state)  # as of the cut, before the event changes it
+            self._freeze(key, state)  # as of the cut, before the event changes it
         return state
 
     def put(self, key: bytes, state: KeyState) -> None:
         if key in self.cut and self.cut[key] is None:
-            self.cut[key] = written(self.live[key])
+            self._freeze(key, self.live[key])
         self.live[key] = state
         self.live.move_to_end(key)
         self.dirty.add(key)
@@ -101,7 +104,7 @@ class PartitionStates:
         while count > 0 and self.unpickled:
             key = self.unpickled.popleft()
             if self.cut[key] is None:
-                self.cut[key] = written(self.live[key])
+                self._freeze(key, self.live[key])
                 count -= 1
         return bool(self.unpickled)
 
@@ -112,3 +115,13 @@ class PartitionStates:
         if excess > 0:
             for key in [key for key in self.live if key not in self.dirty][:excess]:
                 del self.live[key]
+                self.held -= self.sizes.pop(key, 0)
+
+    def _freeze(self, key: bytes, state: KeyState) -> None:
+        """Pickle `state` into the cut."""
+        frozen = self.cut[key] = written(state)
+        self._weigh(key, len(frozen.value))
+
+    def _weigh(self, key: bytes, size: int) -> None:
+        self.held += size - self.sizes.get(key, 0)
+        self.sizes[key] = size

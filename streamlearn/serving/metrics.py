@@ -130,9 +130,15 @@ class _Collector(Collector):
         for topic, partition, behind in consumer_lag(app):
             lag.add_metric([topic, str(partition)], behind)
         yield lag
-        states = [s for p in app.intake.states.partitions.values() for s in p.live.values()]
+        partitions = list(app.intake.states.partitions.values())
+        states = [s for p in partitions for s in p.live.values()]
         yield GaugeMetricFamily(
             "streamlearn_keys_in_memory", "Key states held in memory.", value=len(states)
+        )
+        yield GaugeMetricFamily(
+            "streamlearn_state_bytes",
+            "Pickled size of the key states held in memory, as of their last load or checkpoint.",
+            value=sum(p.held for p in partitions),
         )
         yield from _candidate_metrics(app.processor.learner, states)
         yield app.metrics.latency.collect()

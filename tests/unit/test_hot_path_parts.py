@@ -82,3 +82,19 @@ def test_a_state_the_intake_changes_during_a_checkpoint_is_written_as_of_the_cut
     assert {key: w.value for key, w in states.cut.items()} == at_cut
     assert {w.observations for w in states.cut.values()} == {7}
     assert states.dirty == {b"a", b"b"}  # the next checkpoint writes them as they are now
+
+
+def test_the_bytes_held_are_the_live_states_pickled_sizes_as_last_read_or_cut():
+    learner = Learner(load_candidates(["linear-regression"]))
+    stored = dumps_state(learner.new_state())
+    states = PartitionStates(lambda key: stored if key == b"old" else None, size=1)
+    states.get(b"old")
+    assert states.held == len(stored)  # read from the store
+    states.put(b"new", learner.new_state())
+    assert states.held == len(stored)  # not checkpointed yet: it counts 0
+    states.take_cut()
+    assert not states.pickle_cut(10)
+    new = len(states.cut[b"new"].value)
+    assert states.held == len(stored) + new
+    states.cut_written()  # one over the size: the least recent clean state goes, and its bytes
+    assert list(states.live) == [b"new"] and states.held == new
