@@ -11,6 +11,7 @@ from __future__ import annotations
 import pickle
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from itertools import islice
 from typing import NamedTuple, Protocol
 
 from streamlearn.learning.core import KeyState
@@ -71,7 +72,6 @@ class PartitionStates:
         self.cut: dict[bytes, Written | None] = {}  # as of the cut; None: not pickled yet
         self.unpickled: deque[bytes] = deque()  # keys of `cut` still to pickle, maybe done
         self.sizes: dict[bytes, int] = {}  # pickled size of each live state, as last read or cut
-        self.held = 0  # their sum: what the live states weigh as written (for /metrics)
 
     def get(self, key: bytes) -> KeyState | None:
         state = self.live.get(key)
@@ -80,7 +80,7 @@ class PartitionStates:
             if raw is None:
                 return None
             state = self.live[key] = loads_state(raw)
-            self._weigh(key, len(raw))
+            self.sizes[key] = len(raw)
         elif key in self.cut and self.cut[key] is None:
             self._freeze(key, state)  # as of the cut, before the event changes it
         return state
@@ -113,15 +113,17 @@ class PartitionStates:
         self.cut = {}
         excess = len(self.live) - self.size
         if excess > 0:
-            for key in [key for key in self.live if key not in self.dirty][:excess]:
+            clean = (key for key in self.live if key not in self.dirty)
+            for key in list(islice(clean, excess)):  # least recent first, and no further
                 del self.live[key]
-                self.held -= self.sizes.pop(key, 0)
+                self.sizes.pop(key, None)
+
+    @property
+    def held(self) -> int:
+        """What the live states weigh as last read or cut, in pickled bytes (for /metrics)."""
+        return sum(self.sizes.values())
 
     def _freeze(self, key: bytes, state: KeyState) -> None:
         """Pickle `state` into the cut."""
         frozen = self.cut[key] = written(state)
-        self._weigh(key, len(frozen.value))
-
-    def _weigh(self, key: bytes, size: int) -> None:
-        self.held += size - self.sizes.get(key, 0)
-        self.sizes[key] = size
+        self.sizes[key] = len(frozen.value)
