@@ -43,7 +43,15 @@ from streamlearn.commands.tail import tail
 from streamlearn.commands.web import check_web_exposure, check_web_port
 from streamlearn.errors import ConfigError, StreamlearnError
 from streamlearn.kafka.broker import prepare_topics, probe
-from streamlearn.kafka.local import DEFAULT_PORT, KAFKA_VERSION, LocalKafka, default_data_dir
+from streamlearn.kafka.local import (
+    DEFAULT_PORT,
+    KAFKA_VERSION,
+    VERSIONS,
+    LocalCluster,
+    default_data_dir,
+)
+from streamlearn.kafka.local.cluster import MAX_BROKERS
+from streamlearn.kafka.local.versions import VERSION_ENV
 from streamlearn.learning.core import Learner
 from streamlearn.learning.events import Rejected
 from streamlearn.learning.models import load_candidates
@@ -89,7 +97,8 @@ def cli() -> None:
 
 @cli.group()
 def kafka() -> None:
-    """A local single-node Apache Kafka (KRaft) on 127.0.0.1, for development and tests."""
+    """A local Apache Kafka (KRaft) on 127.0.0.1, one node or a cluster, for development and
+    tests."""
 
 
 port_option = click.option(
@@ -99,7 +108,7 @@ port_option = click.option(
     show_default=True,
     envvar="STREAMLEARN_KAFKA_PORT",
     show_envvar=True,
-    help="Port of the broker's client listener.",
+    help="Port of the broker's client listener (node 1's in a cluster).",
 )
 kafka_dir_option = click.option(
     "--data-dir",
@@ -115,24 +124,98 @@ kafka_dir_option = click.option(
 @kafka.command()
 @port_option
 @kafka_dir_option
-def start(port: int, data_dir: Path) -> None:
-    """Start the broker (resolving its jars with Maven on first use); return once it answers."""
-    broker = LocalKafka(port=port, data_dir=data_dir)
-    current = broker.status()
-    if current.running:
-        click.echo(f"Kafka is already running: {current.describe()}")
+@click.option(
+    "--brokers",
+    type=click.IntRange(1, MAX_BROKERS),
+    default=None,
+    envvar="STREAMLEARN_KAFKA_BROKERS",
+    show_envvar=True,
+    help="Nodes in the cluster, each broker and controller; 3 gives replication factor 3 and"
+    " min.insync.replicas 2.  [default: as the data dir recorded, else 1]",
+)
+@click.option(
+    "--kafka-version",
+    type=click.Choice(VERSIONS),
+    default=None,
+    envvar=VERSION_ENV,
+    show_envvar=True,
+    help=f"Kafka version to run.  [default: as the data dir recorded, else {KAFKA_VERSION}]",
+)
+@click.option(
+    "--secure-listeners/--no-secure-listeners",
+    default=None,
+    envvar="STREAMLEARN_KAFKA_SECURE_LISTENERS",
+    show_envvar=True,
+    help="Also listen with SASL_SSL (PLAIN, SCRAM-SHA-256/512) and SSL with client certificates,"
+    " generating a CA, certificates and a user in the data dir.",
+)
+def start(
+    port: int,
+    data_dir: Path,
+    brokers: int | None,
+    kafka_version: str | None,
+    secure_listeners: bool | None,
+) -> None:
+    """Start the broker or cluster (resolving its jars with Maven on first use); return once
+    every node answers."""
+    cluster = LocalCluster(
+        data_dir, brokers=brokers, kafka_version=kafka_version, security=secure_listeners, port=port
+    )
+    if cluster.running:
+        click.echo(f"Kafka is already running: {_describe(cluster)}")
+        _echo_secure_listeners(cluster)
         return
-    with Console(stderr=True).status(f"starting Kafka {KAFKA_VERSION} on 127.0.0.1:{port} …"):
-        status = broker.start()
-    click.echo(f"Kafka is ready: {status.describe()}, log {broker.log_path}")
+    what = "on 127.0.0.1:" + str(port) if cluster.brokers == 1 else f"({cluster.brokers} nodes)"
+    with Console(stderr=True).status(f"starting Kafka {cluster.kafka_version} {what} …"):
+        cluster.start()
+    click.echo(f"Kafka {cluster.kafka_version} is ready: {_describe(cluster, logs=True)}")
+    _echo_secure_listeners(cluster)
+
+
+def _describe(cluster: LocalCluster, logs: bool = False) -> str:
+    """One line for a single node (as `kafka status` has always said it); a line per node
+    of a cluster."""
+    nodes = cluster.status()
+    if cluster.brokers == 1:
+        return nodes[0].describe() + (f", log {cluster.log_path(1)}" if logs else "")
+    if not any(node.running for node in nodes):
+        return f"not running ({cluster.brokers} nodes, data dir {cluster.data_dir})"
+    lines = [f"{cluster.brokers} nodes, bootstrap {cluster.bootstrap}"]
+    for node in nodes:
+        log = f", log {cluster.log_path(node.node)}" if logs and node.running else ""
+        lines.append(f"  node {node.node}: {node.describe()}{log}")
+    return "\n".join(lines)
+
+
+def _echo_secure_listeners(cluster: LocalCluster) -> None:
+    """Where the secure listeners are and what a client needs to use them."""
+    credentials = cluster.credentials
+    if credentials is None:
+        return
+    listeners = cluster.listeners
+    click.echo(
+        "\n".join(
+            [
+                f"SASL_SSL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512): {listeners['SASL_SSL']}",
+                f"SSL (client certificate required): {listeners['SSL']}",
+                f"user {credentials.user}, password in {credentials.password_file}",
+                f"CA {credentials.ca_file}; client certificate {credentials.client_cert},"
+                f" key {credentials.client_key}",
+                f"`source {cluster.env_path}` points streamlearn at the SASL_SSL listener",
+            ]
+        )
+    )
 
 
 @kafka.command()
 @kafka_dir_option
 def stop(data_dir: Path) -> None:
-    """Stop the broker: SIGTERM, then SIGKILL if it has not exited after 30 s."""
-    if LocalKafka(data_dir=data_dir).stop():
-        click.echo("Kafka stopped")
+    """Stop the broker or every node of the cluster: SIGTERM, then SIGKILL after 30 s."""
+    cluster = LocalCluster(data_dir)
+    if cluster.stop():
+        click.echo(
+            "Kafka stopped" + ("" if cluster.brokers == 1 else f" ({cluster.brokers} nodes)")
+        )
     else:
         click.echo(f"Kafka was not running (data dir {data_dir})")
 
@@ -141,14 +224,19 @@ def stop(data_dir: Path) -> None:
 @port_option
 @kafka_dir_option
 def status(port: int, data_dir: Path) -> int:
-    """Say whether the broker runs, with its pid, address and data dir (exit 3 if it does not).
+    """Say whether the broker runs, with its pid, address and data dir (exit 3 unless every
+    node runs).
 
     A broker runs "from" a data dir; when none does, it also says whether one started elsewhere
     answers on --port, so a forgotten --data-dir does not read as "no broker at all"."""
-    current = LocalKafka(data_dir=data_dir).status()
-    if current.running:
-        click.echo(f"Kafka is {current.describe()}")
+    cluster = LocalCluster(data_dir)
+    nodes = cluster.status()
+    if all(node.running for node in nodes):
+        click.echo(f"Kafka is {'' if cluster.brokers == 1 else 'running: '}{_describe(cluster)}")
         return 0
+    if any(node.running for node in nodes):
+        click.echo(f"Kafka is partly running: {_describe(cluster)}")
+        return 3
     address = f"127.0.0.1:{port}"
     if asyncio.run(probe(address, timeout=2.0)):
         click.echo(
@@ -156,7 +244,7 @@ def status(port: int, data_dir: Path) -> int:
             " (started with another --data-dir?)"
         )
     else:
-        click.echo(f"Kafka is {current.describe()}")
+        click.echo(f"Kafka is {_describe(cluster)}")
     return 3
 
 
