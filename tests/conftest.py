@@ -1,6 +1,8 @@
-"""Fixtures shared by all tests: a real Kafka broker and unique names.
+"""Fixtures shared by all tests: real Kafka brokers and unique names.
 
-The broker fixture starts a local Kafka itself (or uses STREAMLEARN_TEST_BROKER when set).
+The broker fixture starts a local Kafka itself (or uses STREAMLEARN_TEST_BROKER when set), of
+the version in STREAMLEARN_TEST_KAFKA_VERSION (default 3.9.1). `secure_kafka` (a broker with
+SASL_SSL and mTLS listeners) and `kafka_cluster` (3 nodes) start only for tests that use them.
 A broker that cannot start is an error, never a skip: integration tests must not pass by absence.
 """
 
@@ -16,15 +18,55 @@ from pathlib import Path
 import pytest
 
 from streamlearn import testing
-from streamlearn.kafka.local import kafka_for
+from streamlearn.kafka.local import LocalCluster, kafka_for
+
+TEST_KAFKA_VERSION = os.environ.get("STREAMLEARN_TEST_KAFKA_VERSION") or None
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The bootstrap address of a broker that runs for the whole test session."""
     external = os.environ.get("STREAMLEARN_TEST_BROKER")
-    with kafka_for(external, tmp_path_factory.mktemp("kafka")) as bootstrap:
+    data_dir = tmp_path_factory.mktemp("kafka")
+    with kafka_for(external, data_dir, kafka_version=TEST_KAFKA_VERSION) as bootstrap:
         yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """One broker with SASL_SSL (PLAIN, SCRAM) and SSL (client cert required) listeners beside
+    PLAINTEXT: `.listeners` has their addresses, `.credentials` the user, password and certs."""
+    broker = LocalCluster(
+        tmp_path_factory.mktemp("secure-kafka"), brokers=1, security=True,
+        kafka_version=TEST_KAFKA_VERSION,
+    )  # fmt: skip
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="module")
+def kafka_cluster_of_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A 3-node cluster (replication factor 3, min.insync.replicas 2) shared by a module."""
+    cluster = LocalCluster(
+        tmp_path_factory.mktemp("kafka-cluster"), brokers=3, kafka_version=TEST_KAFKA_VERSION
+    )
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def kafka_cluster(kafka_cluster_of_module: LocalCluster) -> LocalCluster:
+    """The module's 3-node cluster with every node running, whatever an earlier test killed."""
+    for node in kafka_cluster_of_module.status():
+        if not node.running:
+            kafka_cluster_of_module.start_node(node.node)
+    return kafka_cluster_of_module
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ def reconciles(counters: dict) -> bool:
     return counters["consumed"] == sum(counters[o] for o in OUTCOMES)
 
 
+@pytest.mark.core
 @pytest.mark.parametrize(
     ("preset", "rows", "classifier"),
     [("linear-regression", chick_rows, False), ("logistic-regression", phishing_rows, True)],

@@ -14,6 +14,7 @@ from tests.integration.conftest import predictions_by_key, rounds_of_predict_the
 from tests.oracle import chick_rows, per_key_predictions
 
 
+@pytest.mark.core
 async def test_restart_with_same_and_with_wiped_data_dir_continues_exactly(
     kafka_bootstrap, topics, workers
 ):
@@ -40,6 +41,7 @@ async def test_restart_with_same_and_with_wiped_data_dir_continues_exactly(
         assert got[key] == pytest.approx(predictions, abs=1e-9), key
 
 
+@pytest.mark.core
 async def test_kill_9_mid_stream_neither_loses_nor_repeats_a_label(
     kafka_bootstrap, topics, workers
 ):

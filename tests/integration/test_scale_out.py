@@ -104,6 +104,7 @@ def reconciles(counters: dict) -> bool:
     return counters["consumed"] == sum(counters[o] for o in OUTCOMES)
 
 
+@pytest.mark.core
 async def test_two_workers_share_partitions_and_end_like_one(kafka_bootstrap, topics, workers):
     w1 = workers.start("w1")
     w2 = workers.start("w2")
