@@ -104,11 +104,11 @@ def kafka() -> None:
 port_option = click.option(
     "--port",
     type=click.IntRange(1, 65535),
-    default=DEFAULT_PORT,
-    show_default=True,
+    default=None,
     envvar="STREAMLEARN_KAFKA_PORT",
     show_envvar=True,
-    help="Port of the broker's client listener (node 1's in a cluster).",
+    help="Port of the broker's client listener (node 1's in a cluster)."
+    f"  [default: as the data dir recorded, else {DEFAULT_PORT}]",
 )
 kafka_dir_option = click.option(
     "--data-dir",
@@ -150,7 +150,7 @@ kafka_dir_option = click.option(
     " generating a CA, certificates and a user in the data dir.",
 )
 def start(
-    port: int,
+    port: int | None,
     data_dir: Path,
     brokers: int | None,
     kafka_version: str | None,
@@ -158,6 +158,8 @@ def start(
 ) -> None:
     """Start the broker or cluster (resolving its jars with Maven on first use); return once
     every node answers."""
+    if port is None and not LocalCluster(data_dir).recorded:
+        port = DEFAULT_PORT
     cluster = LocalCluster(
         data_dir, brokers=brokers, kafka_version=kafka_version, security=secure_listeners, port=port
     )
@@ -165,7 +167,7 @@ def start(
         click.echo(f"Kafka is already running: {_describe(cluster)}")
         _echo_secure_listeners(cluster)
         return
-    what = "on 127.0.0.1:" + str(port) if cluster.brokers == 1 else f"({cluster.brokers} nodes)"
+    what = f"on {cluster.bootstrap}" if cluster.brokers == 1 else f"({cluster.brokers} nodes)"
     with Console(stderr=True).status(f"starting Kafka {cluster.kafka_version} {what} …"):
         cluster.start()
     click.echo(f"Kafka {cluster.kafka_version} is ready: {_describe(cluster, logs=True)}")
@@ -223,7 +225,7 @@ def stop(data_dir: Path) -> None:
 @kafka.command()
 @port_option
 @kafka_dir_option
-def status(port: int, data_dir: Path) -> int:
+def status(port: int | None, data_dir: Path) -> int:
     """Say whether the broker runs, with its pid, address and data dir (exit 3 unless every
     node runs).
 
@@ -237,7 +239,7 @@ def status(port: int, data_dir: Path) -> int:
     if any(node.running for node in nodes):
         click.echo(f"Kafka is partly running: {_describe(cluster)}")
         return 3
-    address = f"127.0.0.1:{port}"
+    address = f"127.0.0.1:{port or DEFAULT_PORT}"
     if asyncio.run(probe(address, timeout=2.0)):
         click.echo(
             f"Kafka is not running from data dir {data_dir}, but a broker answers on {address}"

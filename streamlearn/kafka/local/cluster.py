@@ -184,6 +184,11 @@ class LocalCluster:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
+    @property
+    def recorded(self) -> bool:
+        """True once a start has recorded this data dir's layout (ports, version, cluster id)."""
+        return self._read_layout() is not None
+
     def _check_matches(self, recorded: Layout) -> None:
         """Refuse a data dir formatted for another cluster: its storage would not fit."""
         wanted = (self.brokers, self.kafka_version, self.security)
