@@ -15,9 +15,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
-# Resolve the Kafka broker's jars from Maven Central once; later starts reuse the cached classpath.
+# Resolve the jars of each pinned Kafka version from Maven Central once; later starts reuse the
+# cached classpaths.
 kafka-jars: install
-	$(BIN)/python -c "from streamlearn.kafka.local import resolve_classpath; resolve_classpath()"
+	$(BIN)/python -c "from streamlearn.kafka.local import VERSIONS, resolve_classpath; \
+	    [resolve_classpath(v) for v in VERSIONS]"
 
 demo: kafka-jars
 	$(BIN)/streamlearn demo
@@ -26,7 +28,11 @@ demo: kafka-jars
 chromium:
 	test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium)
 
+# The whole suite on the default Kafka (3.9.1), then its core (marker `core`) on Kafka 4.x.
+KAFKA_4 := 4.1.1
+
 test: kafka-jars chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+	STREAMLEARN_TEST_KAFKA_VERSION=$(KAFKA_4) $(BIN)/python -m pytest -m core
