@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -168,10 +169,19 @@ def start(
         _echo_secure_listeners(cluster)
         return
     what = f"on {cluster.bootstrap}" if cluster.brokers == 1 else f"({cluster.brokers} nodes)"
-    with Console(stderr=True).status(f"starting Kafka {cluster.kafka_version} {what} …"):
-        cluster.start()
+    # SIGTERM like Ctrl-C: the start stops the nodes it launched before the CLI exits.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with Console(stderr=True).status(f"starting Kafka {cluster.kafka_version} {what} …"):
+            cluster.start()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     click.echo(f"Kafka {cluster.kafka_version} is ready: {_describe(cluster, logs=True)}")
     _echo_secure_listeners(cluster)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _describe(cluster: LocalCluster, logs: bool = False) -> str:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streamlearn.kafka.local import LocalCluster, free_port, pid_alive
 from streamlearn.kafka.local.cluster import broker_ids
+from streamlearn.testing import wait_for
 from tests.conftest import run_cli
 from tests.integration.roundtrip import create_topic, read, send
 
@@ -113,3 +117,30 @@ async def test_killing_a_node_loses_no_acked_record_and_the_node_rejoins(kafka_c
     isr = await eventually(lambda: isr_of(bootstrap, topic), lambda isr: sorted(isr) == [1, 2, 3])
     assert sorted(isr) == [1, 2, 3]
     assert await read(bootstrap, topic, 20) == expected
+
+
+def test_sigterm_during_a_cluster_start_stops_the_nodes_it_launched(tmp_path):
+    data_dir = tmp_path / "cluster"
+    starting = subprocess.Popen(
+        [sys.executable, "-m", "streamlearn", "kafka", "start", "--brokers", "3",
+         "--port", str(free_port()), "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        # Interrupt once a node's JVM is launched and before the cluster is ready.
+        wait_for(lambda: (data_dir / "node-2" / "broker.json").exists(), 120)
+        launched = {
+            n: json.loads(p.read_text())["pid"]
+            for n in (1, 2)
+            if (p := data_dir / f"node-{n}" / "broker.json").exists()
+        }
+        starting.send_signal(signal.SIGTERM)
+        out, err = starting.communicate(timeout=60)
+    finally:
+        if starting.poll() is None:
+            starting.kill()
+        LocalCluster(data_dir).stop(timeout=10)
+    assert starting.returncode == 130, (out, err)
+    assert err.strip().splitlines()[-1] == "streamlearn: interrupted"
+    assert "Traceback" not in err
+    assert launched and not any(pid_alive(pid) for pid in launched.values())
