@@ -19,6 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import collect_hosts, create_conn
 from aiokafka.errors import KafkaError as ClientKafkaError
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.protocol.metadata import MetadataRequest
 
 from streamlearn.errors import KafkaError
 from streamlearn.kafka.security import PLAINTEXT, Security
@@ -122,9 +123,26 @@ async def why_unreachable(
         except TimeoutError:
             _reraise_cancel()
             return f"{address} did not answer within {timeout:.0f}s", False
+        except ConnectionResetError:  # the listener hung up on the TLS client's greeting
+            return (
+                f"{address} closed the connection during the TLS handshake: its listener may not"
+                " speak TLS (check --security-protocol)",
+                True,
+            )
         except OSError as error:
             return f"cannot connect to {address}: {error.strerror or error}", False
-    conn.close()
+    try:
+        with _quiet("aiokafka"):
+            await asyncio.wait_for(conn.send(MetadataRequest([])), timeout)
+    except (TimeoutError, ClientKafkaError, OSError):
+        _reraise_cancel()
+        return (
+            f"{address} took the {security.protocol} handshake, then closed the connection at the"
+            " first request: its listener may want SASL (check --security-protocol)",
+            True,
+        )
+    finally:
+        conn.close()
     return f"{address} let us in but its metadata names no broker we can reach", True
 
 
@@ -140,8 +158,8 @@ def _explain(error: ClientKafkaError, address: str, security: Security) -> str:
         return f"{address} does not accept {security.sasl_mechanism}: {error}"
     if "IllegalSaslState" in name:
         return (
-            f"{address} does not expect SASL: is its listener {security.protocol}?"
-            " check --security-protocol"
+            f"{address} does not take SASL: its listener is not {security.protocol}"
+            " (check --security-protocol)"
         )
     reason = (
         f"{address} closed the connection during the {security.protocol} handshake: its"
