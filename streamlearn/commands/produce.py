@@ -19,6 +19,7 @@ from rich.progress import Progress
 
 from streamlearn.commands.progress import event_progress
 from streamlearn.errors import KafkaError
+from streamlearn.kafka.security import PLAINTEXT, Security
 from streamlearn.settings import Topics
 from streamlearn.source import Event
 
@@ -60,6 +61,8 @@ async def produce_events(
     rate: float | None = None,
     total: int | None = None,
     progress: Progress | None = None,
+    *,
+    security: Security = PLAINTEXT,
 ) -> ProduceReport:
     """Send `events` in order, paced at `rate` events/s; `total` sizes the progress bar.
 
@@ -72,7 +75,11 @@ async def produce_events(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
+    # acks=all: an event counts as sent once every in-sync replica has it (README, Running on
+    # a real cluster); on one broker it costs nothing more than acks=1.
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=5, acks="all", **security.client_kwargs()
+    )
     failures: list[BaseException] = []
     stamps = Stamps()
     try:

@@ -22,9 +22,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError as ClientKafkaError
 from aiokafka.structs import ConsumerRecord
 
-from streamlearn.commands.options import broker_option, topic_options, topics_from
+from streamlearn.commands.options import kafka_options, security_from, topic_options, topics_from
 from streamlearn.errors import ConfigError, KafkaError
 from streamlearn.kafka.broker import partition_counts, require_broker
+from streamlearn.kafka.security import Security
 
 DEFAULT_LINES = 10
 
@@ -33,7 +34,7 @@ Offsets = dict[TopicPartition, int]
 
 @click.command()
 @click.argument("topic", required=False)
-@broker_option
+@kafka_options
 @topic_options
 @click.option(
     "-n",
@@ -53,12 +54,13 @@ def tail(
     **params: Any,
 ) -> None:
     """Print records of TOPIC as JSON lines (the predictions topic by default)."""
+    security = security_from(params)
     topic = topic or topics_from(params).predictions
     if lines is None and not from_beginning:
         lines = DEFAULT_LINES
     try:
         interrupted = asyncio.run(
-            _until_signal(_tail(broker, topic, lines, from_beginning, follow))
+            _until_signal(_tail(broker, security, topic, lines, from_beginning, follow))
         )
     except BrokenPipeError:  # the reader went away (`| head -1`): that is not an error
         _silence_stdout()
@@ -91,11 +93,16 @@ async def _until_signal(work: Coroutine[Any, Any, None]) -> bool:
 
 
 async def _tail(
-    bootstrap: str, topic: str, lines: int | None, from_beginning: bool, follow: bool
+    bootstrap: str,
+    security: Security,
+    topic: str,
+    lines: int | None,
+    from_beginning: bool,
+    follow: bool,
 ) -> None:
     """Print the selected records of `topic`, then follow it if asked."""
-    await require_broker(bootstrap, 5.0)
-    counts = await partition_counts(bootstrap, [topic])
+    await require_broker(bootstrap, 5.0, security=security)
+    counts = await partition_counts(bootstrap, [topic], security=security)
     if topic not in counts:
         raise ConfigError(f"topic {topic!r} does not exist on {bootstrap}")
     partitions = [TopicPartition(topic, p) for p in range(counts[topic])]
@@ -104,6 +111,7 @@ async def _tail(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=200,
+        **security.client_kwargs(),
     )
     await consumer.start()
     try:
