@@ -146,3 +146,10 @@ def test_a_data_dir_refuses_another_cluster_shape(tmp_path):
         LocalCluster(tmp_path, brokers=1)
     with pytest.raises(KafkaError, match="holds a 3-node"):
         LocalCluster(tmp_path, kafka_version="4.1.1")
+
+
+def test_secure_listeners_refuse_a_data_dir_formatted_without_them(tmp_path):
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "meta.properties").write_text("cluster.id=x\n")  # an older broker's
+    with pytest.raises(KafkaError, match="formatted without --secure-listeners"):
+        LocalCluster(tmp_path, brokers=1, security=True)._layout()

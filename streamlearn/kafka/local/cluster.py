@@ -203,6 +203,13 @@ class LocalCluster:
     def _layout(self) -> Layout:
         """The recorded layout, or a new one with fresh ports; node 1 takes `port` if given."""
         layout = self._read_layout()
+        formatted = (self.node_dir(1) / "logs" / "meta.properties").exists()
+        if layout is None and self.security and formatted:
+            # Its storage was formatted before this layout existed: without the SCRAM user.
+            raise KafkaError(
+                f"{self.data_dir} was formatted without --secure-listeners;"
+                " pass another --data-dir for a broker with them"
+            )
         if layout is None:
             taken: set[int] = {self._port} if self._port else set()
 
