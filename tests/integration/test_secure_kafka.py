@@ -4,6 +4,12 @@ missing client certificate do not."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.conn import create_conn
@@ -92,3 +98,17 @@ async def test_ssl_without_a_client_certificate_is_refused(secure_kafka):
 async def test_the_plaintext_listener_stays_open(secure_kafka, unique):
     value = unique("v").encode()
     assert await round_trip(secure_kafka.bootstrap, unique("plain"), value) == value
+
+
+def test_the_sourced_env_file_takes_streamlearn_through_sasl_ssl(secure_kafka, unique):
+    topic, marker = unique("env"), unique("m")
+    asyncio.run(round_trip(secure_kafka.bootstrap, topic, json.dumps({"m": marker}).encode()))
+    env_file = secure_kafka.env_path
+    assert "SASL_SSL" in env_file.read_text()
+    script = f". {env_file} && exec {sys.executable} -m streamlearn tail {topic} -n 1"
+    ran = subprocess.run(
+        ["sh", "-c", script], capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("STREAMLEARN_")},
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert marker in ran.stdout
