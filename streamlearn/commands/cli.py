@@ -21,6 +21,7 @@ from streamlearn.commands.options import (
     WATCH_FLAGS,
     app_options,
     broker_option,
+    broker_timeout_option,
     column_options,
     drift_from,
     fault_option,
@@ -201,8 +202,14 @@ def _rows_and_columns(params: dict[str, Any]) -> tuple[RowReader, Columns, float
 @option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
         help="Events per second [default: as fast as possible].")  # fmt: skip
 @option("--limit", type=click.IntRange(1), default=None, help="Stop after this many rows.")
+@broker_timeout_option
 def produce(
-    broker: str, partitions: int, rate: float | None, limit: int | None, **params: Any
+    broker: str,
+    partitions: int,
+    rate: float | None,
+    limit: int | None,
+    broker_timeout: float,
+    **params: Any,
 ) -> int:
     """Send the rows of a CSV or JSON Lines file (gzip too) as observations and labels."""
     reader, columns, delay = _rows_and_columns(params)
@@ -210,7 +217,9 @@ def produce(
     asyncio.run(prepare_topics(broker, topics, partitions))
     rows = itertools.islice(reader, limit) if limit else reader
     events = to_events(rows, columns, delay, reader.malformed)
-    report = asyncio.run(produce_events(broker, topics, events, rate))
+    report = asyncio.run(
+        produce_events(broker, topics, events, rate, broker_timeout=broker_timeout)
+    )
     if report.sent == 0 and reader.malformed and not report.interrupted:
         first = reader.malformed[0]
         raise ConfigError(f"every row of {reader.path} was malformed (first: {first})")

@@ -14,6 +14,7 @@ import click
 
 from streamlearn.datasets.bikes import Fault
 from streamlearn.errors import ConfigError
+from streamlearn.kafka.outage import DEFAULT_BROKER_TIMEOUT
 from streamlearn.learning.anomaly import Threshold
 from streamlearn.learning.core import DEFAULT_HORIZON, DEFAULT_MAX_PENDING, Selection
 from streamlearn.learning.drift import DETECTORS, REACTIONS, DriftWatch
@@ -44,6 +45,10 @@ def compose(*decorators: Callable) -> Callable:
 
 
 broker_option = option("--broker", default="localhost:9092", help="Kafka bootstrap HOST:PORT.")
+broker_timeout_option = option(
+    "--broker-timeout", type=click.FloatRange(1), default=DEFAULT_BROKER_TIMEOUT,
+    help="Seconds without an answer from the broker, once it went away, before giving up.",
+)  # fmt: skip
 
 
 def model_option(default: str) -> Callable:

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError as ClientKafkaError
 from rich.progress import Progress
 
 from streamlearn.commands.progress import event_progress
 from streamlearn.errors import KafkaError
+from streamlearn.kafka.outage import DEFAULT_BROKER_TIMEOUT, Outage, pace_metadata
 from streamlearn.settings import Topics
 from streamlearn.source import Event
 
@@ -60,24 +62,34 @@ async def produce_events(
     rate: float | None = None,
     total: int | None = None,
     progress: Progress | None = None,
+    broker_timeout: float = DEFAULT_BROKER_TIMEOUT,
 ) -> ProduceReport:
     """Send `events` in order, paced at `rate` events/s; `total` sizes the progress bar.
 
     Pass `progress` to draw inside a display of your own (the demo's live view).
 
     SIGINT and SIGTERM stop it between two events; what was sent is flushed and reported.
+    A broker gone for `broker_timeout` seconds is one `KafkaError`, with the client libraries'
+    connection errors held back meanwhile (streamlearn/kafka/outage.py).
     """
     report = ProduceReport()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
+    # aiokafka's own timeout comes after ours, so the outage is what the user reads about.
+    timeout_ms = int((broker_timeout + 15) * 1000)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=5, acks=1, request_timeout_ms=timeout_ms
+    )
+    pace_metadata(producer.client)
     failures: list[BaseException] = []
     stamps = Stamps()
-    try:
+
+    async def send_all() -> None:
         await producer.start()
         start = time.monotonic()
+        nonlocal progress
         own_display = progress is None
         progress = progress or event_progress()
         with progress if own_display else contextlib.nullcontext():
@@ -105,8 +117,32 @@ async def produce_events(
                         await asyncio.sleep(delay)
                 progress.advance(task)
             await producer.flush()
+
+    outage = Outage(bootstrap, announce=False)
+    gone = False
+    try:
+        with outage.attached():
+            try:
+                await outage.guard(
+                    send_all(),
+                    broker_timeout,
+                    lambda: f"stopped after {report.sent} events, the last may be undelivered",
+                )
+            except KafkaError:
+                gone = True
+                raise
+            except ClientKafkaError as error:
+                gone = True
+                raise KafkaError(
+                    f"sending to {bootstrap} failed after {report.sent} events: {error!r}"
+                ) from None
+            finally:
+                if gone:  # what is buffered cannot be delivered: do not wait for it
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(producer.stop(), 1.0)
+                else:
+                    await producer.stop()
     finally:
-        await producer.stop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
     if failures:

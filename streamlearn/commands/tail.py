@@ -22,9 +22,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError as ClientKafkaError
 from aiokafka.structs import ConsumerRecord
 
-from streamlearn.commands.options import broker_option, topic_options, topics_from
+from streamlearn.commands.options import (
+    broker_option,
+    broker_timeout_option,
+    topic_options,
+    topics_from,
+)
 from streamlearn.errors import ConfigError, KafkaError
 from streamlearn.kafka.broker import partition_counts, require_broker
+from streamlearn.kafka.outage import Outage, pace_metadata
 
 DEFAULT_LINES = 10
 
@@ -44,12 +50,14 @@ Offsets = dict[TopicPartition, int]
 )
 @click.option("--from-beginning", is_flag=True, help="Start from the first record, not the last.")
 @click.option("-f", "--follow", is_flag=True, help="Then print new records until Ctrl-C.")
+@broker_timeout_option
 def tail(
     topic: str | None,
     broker: str,
     lines: int | None,
     from_beginning: bool,
     follow: bool,
+    broker_timeout: float,
     **params: Any,
 ) -> None:
     """Print records of TOPIC as JSON lines (the predictions topic by default)."""
@@ -57,9 +65,8 @@ def tail(
     if lines is None and not from_beginning:
         lines = DEFAULT_LINES
     try:
-        interrupted = asyncio.run(
-            _until_signal(_tail(broker, topic, lines, from_beginning, follow))
-        )
+        work = _tail(broker, topic, lines, from_beginning, follow)
+        interrupted = asyncio.run(_until_signal(_watched(broker, broker_timeout, work)))
     except BrokenPipeError:  # the reader went away (`| head -1`): that is not an error
         _silence_stdout()
         return
@@ -90,6 +97,14 @@ async def _until_signal(work: Coroutine[Any, Any, None]) -> bool:
     return bool(signalled)
 
 
+async def _watched(bootstrap: str, timeout: float, work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` with the client libraries' connection errors held back, until the broker
+    has been gone for `timeout` seconds: then one `KafkaError` (streamlearn/kafka/outage.py)."""
+    outage = Outage(bootstrap, announce=False)
+    with outage.attached():
+        await outage.guard(work, timeout, lambda: "stopped reading")
+
+
 async def _tail(
     bootstrap: str, topic: str, lines: int | None, from_beginning: bool, follow: bool
 ) -> None:
@@ -105,6 +120,7 @@ async def _tail(
         auto_offset_reset="earliest",
         fetch_max_wait_ms=200,
     )
+    pace_metadata(consumer._client)
     await consumer.start()
     try:
         consumer.assign(partitions)
