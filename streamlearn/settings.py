@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streamlearn.kafka.security import PLAINTEXT, Security
 from streamlearn.learning.anomaly import Threshold
 from streamlearn.learning.core import DEFAULT_HORIZON, DEFAULT_MAX_PENDING, Learner, Selection
 from streamlearn.learning.drift import DriftWatch
@@ -35,6 +36,8 @@ class Settings:
     """Everything one worker of the app needs to know."""
 
     broker: str = "localhost:9092"
+    security: Security = PLAINTEXT  # protocol, SASL user and TLS files for every client
+    replication: int | None = None  # replicas of the topics it creates (None: 3, brokers allowing)
     models: tuple[str, ...] = ("linear-regression",)  # candidates per key, listed order
     selection: Selection = field(default_factory=Selection)  # which candidate serves
     threshold: Threshold = field(default_factory=Threshold)  # flags an anomaly detector's scores

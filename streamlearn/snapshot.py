@@ -42,6 +42,7 @@ from aiokafka.errors import KafkaError as ClientError
 
 from streamlearn.errors import ConfigError, KafkaError
 from streamlearn.kafka.broker import partition_counts, require_broker
+from streamlearn.kafka.security import PLAINTEXT, Security
 from streamlearn.learning.events import Reason, Rejected
 
 SECRET_ENV = "STREAMLEARN_STATE_SECRET"
@@ -154,18 +155,25 @@ def read_snapshot(path: Path) -> Iterator[tuple[bytes, bytes]]:
         yield parts[0], parts[1]
 
 
-async def send_states(bootstrap: str, topic: str, entries: Iterable[tuple[bytes, bytes]]) -> int:
+async def send_states(
+    bootstrap: str,
+    topic: str,
+    entries: Iterable[tuple[bytes, bytes]],
+    *,
+    security: Security = PLAINTEXT,
+) -> int:
     """Send `(key, sealed state)` records to the app's labels `topic`, keyed so that each
     reaches its key's partition (murmur2, as the worker checks); how many were acknowledged."""
-    await require_broker(bootstrap)
-    if topic not in await partition_counts(bootstrap, [topic]):
+    await require_broker(bootstrap, security=security)
+    if topic not in await partition_counts(bootstrap, [topic], security=security):
         raise ConfigError(
             f"the labels topic {topic!r} does not exist: start the app's workers first, or"
             " give the app's --topic-prefix or --labels-topic"
         )
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", max_request_size=MAX_RECORD_BYTES
-    )
+        bootstrap_servers=bootstrap, acks="all", max_request_size=MAX_RECORD_BYTES,
+        **security.client_kwargs(),
+    )  # fmt: skip
     await producer.start()
     try:
         sent = [await producer.send(topic, key=key, value=sealed) for key, sealed in entries]

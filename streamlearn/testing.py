@@ -26,6 +26,7 @@ from streamlearn.commands.produce import Stamps
 from streamlearn.errors import StreamlearnError
 from streamlearn.kafka.broker import admin, partition_counts
 from streamlearn.kafka.partitioner import partition_for
+from streamlearn.kafka.security import PLAINTEXT, Security
 from streamlearn.settings import Topics
 
 READY_LINE = "streamlearn worker ready"
@@ -52,6 +53,7 @@ class WorkerProcess:
         extra_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
         log_path: Path | None = None,
+        security: Security = PLAINTEXT,  # given to the worker as STREAMLEARN_* variables
     ) -> None:
         self.data_dir = Path(data_dir)
         self.web_port = web_port
@@ -64,7 +66,7 @@ class WorkerProcess:
             "--predictions-topic", topics.predictions,
             "--dead-letters-topic", topics.dead_letters, *extra_args,
         ]  # fmt: skip
-        self.env = {**os.environ, **(env or {})}
+        self.env = {**os.environ, **security.env(), **(env or {})}
         self.process: subprocess.Popen | None = None
         self._log_offset = 0
 
@@ -154,10 +156,15 @@ def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.
         time.sleep(interval)
 
 
-async def produce(bootstrap: str, records: Iterable[tuple[str, Any, Any]]) -> int:
+async def produce(
+    bootstrap: str, records: Iterable[tuple[str, Any, Any]], *, security: Security = PLAINTEXT
+) -> int:
     """Send `(topic, key, value)` in order, with increasing timestamps as `streamlearn produce`
     stamps them; str keys are UTF-8, dict values JSON. Returns the count."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=4 * 1024 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, max_request_size=4 * 1024 * 1024, acks="all",
+        **security.client_kwargs(),
+    )  # fmt: skip
     await producer.start()
     count = 0
     stamps = Stamps()
@@ -195,10 +202,10 @@ def _bytes(value: Any) -> bytes | None:
 class TopicReader:
     """Reads a topic from the beginning; `read(n)` waits for the next n records."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, *, security: Security = PLAINTEXT) -> None:
         self.consumer = AIOKafkaConsumer(
             topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-            enable_auto_commit=False, fetch_max_wait_ms=100,
+            enable_auto_commit=False, fetch_max_wait_ms=100, **security.client_kwargs(),
         )  # fmt: skip
         self.records: list[ConsumerRecord] = []
 
@@ -253,13 +260,15 @@ async def record_count(bootstrap: str, topic: str) -> int:
         await consumer.stop()
 
 
-async def group_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
+async def group_lag(
+    bootstrap: str, group: str, topics: Sequence[str], *, security: Security = PLAINTEXT
+) -> int:
     """Records of `topics` not yet committed by consumer group `group` (all of them if none)."""
-    counts = await partition_counts(bootstrap, list(topics))
+    counts = await partition_counts(bootstrap, list(topics), security=security)
     partitions = [TopicPartition(t, p) for t, n in counts.items() for p in range(n)]
-    async with admin(bootstrap) as client:
+    async with admin(bootstrap, security=security) as client:
         committed = await client.list_consumer_group_offsets(group)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **security.client_kwargs())
     await consumer.start()
     try:
         ends = await consumer.end_offsets(partitions)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import sys
 from pathlib import Path
@@ -20,13 +21,15 @@ from streamlearn.commands.demo import DemoOptions, run_demo
 from streamlearn.commands.options import (
     WATCH_FLAGS,
     app_options,
-    broker_option,
     broker_timeout_option,
     column_options,
     drift_from,
     fault_option,
+    kafka_options,
     model_option,
     option,
+    replication_option,
+    security_from,
     selection_from,
     selection_options,
     settings_from,
@@ -178,8 +181,13 @@ def worker(log_level: str, **params: Any) -> None:
     settings.learner()  # local checks before the broker: their errors name them
     check_web_port(settings.web_host, settings.web_port)
     check_web_exposure(settings.web_host, settings.web_token)
-    asyncio.run(prepare_topics(settings.broker, settings.topics, settings.partitions))
-    app = create_app(settings)
+    replication = asyncio.run(
+        prepare_topics(
+            settings.broker, settings.topics, settings.partitions,
+            security=settings.security, replication=settings.replication,
+        )
+    )  # fmt: skip
+    app = create_app(dataclasses.replace(settings, replication=replication))
     asyncio.set_event_loop(asyncio.new_event_loop())
     Worker(app, loglevel=log_level, quiet=True).execute_from_commandline()
 
@@ -196,7 +204,8 @@ def _rows_and_columns(params: dict[str, Any]) -> tuple[RowReader, Columns, float
 
 @cli.command()
 @column_options
-@broker_option
+@kafka_options
+@replication_option
 @topic_options
 @option("--partitions", type=click.IntRange(1, 1024), default=8, help="Partitions of new topics.")
 @option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -206,19 +215,27 @@ def _rows_and_columns(params: dict[str, Any]) -> tuple[RowReader, Columns, float
 def produce(
     broker: str,
     partitions: int,
+    replication_factor: int | None,
     rate: float | None,
     limit: int | None,
     broker_timeout: float,
     **params: Any,
 ) -> int:
     """Send the rows of a CSV or JSON Lines file (gzip too) as observations and labels."""
+    security = security_from(params)
     reader, columns, delay = _rows_and_columns(params)
     topics = topics_from(params)
-    asyncio.run(prepare_topics(broker, topics, partitions))
+    asyncio.run(
+        prepare_topics(
+            broker, topics, partitions, security=security, replication=replication_factor
+        )
+    )
     rows = itertools.islice(reader, limit) if limit else reader
     events = to_events(rows, columns, delay, reader.malformed)
     report = asyncio.run(
-        produce_events(broker, topics, events, rate, broker_timeout=broker_timeout)
+        produce_events(
+            broker, topics, events, rate, security=security, broker_timeout=broker_timeout
+        )
     )
     if report.sent == 0 and reader.malformed and not report.interrupted:
         first = reader.malformed[0]
@@ -294,7 +311,7 @@ def replay(
 
 @cli.command()
 @click.argument("snapshot", type=click.Path(path_type=Path, dir_okay=False))
-@broker_option
+@kafka_options
 @topic_options
 @option("--replace", is_flag=True, default=False,
         help="Replace the state of keys that already have one [default: such keys keep theirs,"
@@ -302,6 +319,7 @@ def replay(
 def load(snapshot: Path, broker: str, replace: bool, **params: Any) -> None:
     """Warm-start a running app: send each key's state from a `replay --save` snapshot to the
     app's labels topic, where the worker that owns the key makes it the key's state."""
+    security = security_from(params)
     secret = secret_from_env("load")
     entries = []
     for key, sealed in read_snapshot(snapshot):
@@ -313,7 +331,7 @@ def load(snapshot: Path, broker: str, replace: bool, **params: Any) -> None:
                 f" {SECRET_ENV}: it was saved with another secret, or changed since"
             ) from None
     topic = topics_from(params).labels
-    sent = asyncio.run(send_states(broker, topic, entries))
+    sent = asyncio.run(send_states(broker, topic, entries, security=security))
     click.echo(
         f"sent {sent} key states to {topic} at {broker}; workers count them as loaded (see"
         " /counters/), or dead-letter those they refuse"
@@ -322,7 +340,7 @@ def load(snapshot: Path, broker: str, replace: bool, **params: Any) -> None:
 
 @cli.command()
 @click.argument("snapshot", type=click.Path(path_type=Path, dir_okay=False))
-@broker_option
+@kafka_options
 @option("--app-id", default=Settings.app_id, help="The app whose states to export.")
 @topic_options
 @model_option("linear-regression")
@@ -334,16 +352,20 @@ def export(snapshot: Path, broker: str, app_id: str, keys: tuple[str, ...], **pa
     `streamlearn load`, without stopping the workers. --model names the app's candidates."""
     from streamlearn.worker.export import checkpointed_states
 
+    security = security_from(params)
     secret = secret_from_env("export")
     names = tuple(candidate.name for candidate in load_candidates(params["models"]))
     wanted = [key.encode() for key in keys]
-    states = asyncio.run(checkpointed_states(broker, app_id, topics_from(params), wanted))
+    states = asyncio.run(
+        checkpointed_states(broker, app_id, topics_from(params), wanted, security=security)
+    )
     sealed = ((key, seal(secret, key, names, state)) for key, state in states.items())
     click.echo(f"exported {write_snapshot(snapshot, sealed)} key states of {app_id} to {snapshot}")
 
 
 @cli.command()
-@broker_option
+@kafka_options
+@replication_option
 @option("--stations", type=click.IntRange(1, 1000), default=20, help="Bike stations (keys).")
 @option("--days", type=click.IntRange(1, 365), default=7, help="Days of hourly data.")
 @model_option("bikes")
@@ -364,9 +386,11 @@ def demo(**params: Any) -> int:
     worker_args = watch_args(params)
     for name in WATCH_FLAGS:
         del params[name]
-    return run_demo(
-        DemoOptions(**params, detector=learner.detector, worker_args=worker_args), Console()
+    security = security_from(params)
+    options = DemoOptions(
+        **params, security=security, detector=learner.detector, worker_args=worker_args
     )
+    return run_demo(options, Console())
 
 
 cli.add_command(tail)

@@ -35,8 +35,9 @@ from streamlearn.commands.progress import event_progress
 from streamlearn.commands.report import metric_table
 from streamlearn.datasets.bikes import Fault, bike_stream
 from streamlearn.errors import KafkaError
-from streamlearn.kafka.broker import prepare_topics, probe
+from streamlearn.kafka.broker import prepare_topics, probe, require_broker
 from streamlearn.kafka.local import LocalKafka, free_port
+from streamlearn.kafka.security import PLAINTEXT, Security
 from streamlearn.settings import Topics
 from streamlearn.source import Columns, to_events
 from streamlearn.testing import WorkerProcess
@@ -48,6 +49,8 @@ ONE_HOUR = timedelta(hours=1)
 @dataclass(frozen=True)
 class DemoOptions:
     broker: str = "localhost:9092"
+    security: Security = PLAINTEXT
+    replication_factor: int | None = None  # of the topics it creates (None: as broker.py says)
     stations: int = 20
     days: int = 7
     models: tuple[str, ...] = ("bikes",)  # candidates per key; the best one serves
@@ -151,13 +154,20 @@ def run_demo(options: DemoOptions, console: Console) -> int:
     try:
         with contextlib.ExitStack() as stop_all:
             stop_all.callback(shutil.rmtree, scratch, ignore_errors=True)
-            own_kafka = _ensure_broker(options.broker, scratch, stop_all, console)
-            asyncio.run(prepare_topics(options.broker, topics, options.partitions))
+            own_kafka = _ensure_broker(options.broker, options.security, scratch, stop_all, console)
+            replication = asyncio.run(
+                prepare_topics(
+                    options.broker, topics, options.partitions,
+                    security=options.security, replication=options.replication_factor,
+                )
+            )  # fmt: skip
             console.print(f"starting a worker (model {', '.join(options.models)}) …")
             worker = WorkerProcess(
                 options.broker, scratch / "worker", free_port(), topics, f"streamlearn-{run}",
                 model=",".join(options.models), partitions=options.partitions,
-                log_path=options.out / "worker.log", extra_args=options.worker_args,
+                log_path=options.out / "worker.log",
+                extra_args=(*options.worker_args, "--replication-factor", str(replication)),
+                env=options.security.env(),
             )  # fmt: skip
             stop_all.callback(worker.stop)
             worker.start()
@@ -179,13 +189,20 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def _ensure_broker(
-    broker: str, scratch: Path, stop_all: contextlib.ExitStack, console: Console
+    broker: str,
+    security: Security,
+    scratch: Path,
+    stop_all: contextlib.ExitStack,
+    console: Console,
 ) -> bool:
-    """Use the broker at `broker` if it answers; otherwise start a local one there."""
-    if asyncio.run(probe(broker, timeout=3.0)):
-        console.print(f"using the Kafka broker at {broker}")
+    """Use the broker at `broker` if it answers; otherwise start a local one there (plain
+    text only: a secured broker that does not let us in is an error, said by require_broker)."""
+    if asyncio.run(probe(broker, timeout=3.0, security=security)):
+        console.print(f"using the Kafka broker at {broker} ({security.describe()})")
         return False
     host, _, port = broker.rpartition(":")
+    if security != PLAINTEXT:
+        asyncio.run(require_broker(broker, security=security))
     if host not in ("localhost", "127.0.0.1") or not port.isdigit():
         raise KafkaError(f"no Kafka broker answers at {broker}, and it is not a local address")
     console.print(f"no broker at {broker}: starting a local Kafka there …")
@@ -210,8 +227,9 @@ async def _stream_and_watch(
         events = to_events(rows, Columns("station", "bikes", time="moment"), LABEL_DELAY)
     progress = event_progress()
     consumer = AIOKafkaConsumer(
-        topics.predictions, bootstrap_servers=options.broker, auto_offset_reset="earliest"
-    )
+        topics.predictions, bootstrap_servers=options.broker, auto_offset_reset="earliest",
+        **options.security.client_kwargs(),
+    )  # fmt: skip
     await consumer.start()
     with (
         open(options.out / "predictions.jsonl", "wb") as sink,
@@ -232,8 +250,9 @@ async def _stream_and_watch(
         try:
             total = len(rows) * (1 if options.detector else 2)
             report = await produce_events(
-                options.broker, topics, events, options.rate, total, progress
-            )
+                options.broker, topics, events, options.rate, total, progress,
+                security=options.security,
+            )  # fmt: skip
             if not report.interrupted:
                 await asyncio.wait_for(asyncio.shield(watcher), timeout=120)
         finally:

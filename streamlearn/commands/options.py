@@ -15,6 +15,7 @@ import click
 from streamlearn.datasets.bikes import Fault
 from streamlearn.errors import ConfigError
 from streamlearn.kafka.outage import DEFAULT_BROKER_TIMEOUT
+from streamlearn.kafka.security import MECHANISMS, PROTOCOLS, Security
 from streamlearn.learning.anomaly import Threshold
 from streamlearn.learning.core import DEFAULT_HORIZON, DEFAULT_MAX_PENDING, Selection
 from streamlearn.learning.drift import DETECTORS, REACTIONS, DriftWatch
@@ -44,7 +45,60 @@ def compose(*decorators: Callable) -> Callable:
     return apply
 
 
-broker_option = option("--broker", default="localhost:9092", help="Kafka bootstrap HOST:PORT.")
+SASL_PASSWORD_ENV = "STREAMLEARN_SASL_PASSWORD"
+
+kafka_options = compose(
+    option("--broker", default="localhost:9092",
+           help="Kafka bootstrap HOST:PORT, or several comma-separated."),
+    option("--security-protocol", type=click.Choice(PROTOCOLS, case_sensitive=False),
+           default="PLAINTEXT", callback=lambda ctx, param, value: value.upper(),
+           help="How to reach the brokers (README, Running on a real cluster)."),
+    option("--sasl-mechanism", type=click.Choice(MECHANISMS, case_sensitive=False),
+           default="PLAIN", callback=lambda ctx, param, value: value.upper(),
+           help="With SASL_SSL or SASL_PLAINTEXT."),
+    option("--sasl-username", default=None, help="With SASL_SSL or SASL_PLAINTEXT."),
+    option("--sasl-password-file", type=click.Path(dir_okay=False, path_type=Path),
+           default=None,
+           help=f"A file whose first line is the SASL password [default: ${SASL_PASSWORD_ENV};"
+                " never a flag, which `ps` would show]."),
+    option("--ssl-cafile", type=click.Path(dir_okay=False, path_type=Path), default=None,
+           help="PEM file of the CA that signed the brokers' certificates [default: the"
+                " system's CAs]."),
+    option("--ssl-certfile", type=click.Path(dir_okay=False, path_type=Path), default=None,
+           help="PEM file of this client's certificate, for mutual TLS."),
+    option("--ssl-keyfile", type=click.Path(dir_okay=False, path_type=Path), default=None,
+           help="PEM file of that certificate's private key."),
+)  # fmt: skip
+SECURITY_FLAGS = (
+    "security_protocol", "sasl_mechanism", "sasl_username", "sasl_password_file",
+    "ssl_cafile", "ssl_certfile", "ssl_keyfile",
+)  # fmt: skip
+
+replication_option = option(
+    "--replication-factor", type=click.IntRange(1), default=None,
+    help="Replicas of each topic streamlearn creates [default: 3, or as many brokers as there"
+         " are when fewer]; existing topics with fewer are reported.",
+)  # fmt: skip
+
+
+def security_from(params: dict[str, Any]) -> Security:
+    """The `Security` from the parsed values of `kafka_options`; takes them out of `params`."""
+    values = {name: params.pop(name) for name in SECURITY_FLAGS}
+    password = os.environ.get(SASL_PASSWORD_ENV) or None
+    if values["sasl_password_file"] is not None:
+        try:
+            lines = values["sasl_password_file"].read_text().splitlines()
+        except OSError as error:
+            raise ConfigError(
+                f"cannot read --sasl-password-file {values['sasl_password_file']}: {error.strerror}"
+            ) from None
+        password = lines[0] if lines else None
+    return Security(
+        values["security_protocol"], values["sasl_mechanism"], values["sasl_username"] or None,
+        password, values["ssl_cafile"], values["ssl_certfile"], values["ssl_keyfile"],
+    )  # fmt: skip
+
+
 broker_timeout_option = option(
     "--broker-timeout", type=click.FloatRange(1), default=DEFAULT_BROKER_TIMEOUT,
     help="Seconds without an answer from the broker, once it went away, before giving up.",
@@ -145,7 +199,8 @@ topic_options = compose(
     option("--dead-letters-topic", default=None, help="[default: PREFIX + dead-letters]"),
 )
 app_options = compose(
-    broker_option,
+    kafka_options,
+    replication_option,
     model_option("linear-regression"),
     selection_options,
     watch_options,
@@ -209,6 +264,8 @@ def settings_from(params: dict[str, Any]) -> Settings:
     """`Settings` from the parsed values of `app_options`."""
     return Settings(
         broker=params["broker"],
+        security=security_from(params),
+        replication=params["replication_factor"],
         models=params["models"],
         selection=selection_from(params),
         threshold=threshold_from(params),

@@ -21,6 +21,7 @@ from rich.progress import Progress
 from streamlearn.commands.progress import event_progress
 from streamlearn.errors import KafkaError
 from streamlearn.kafka.outage import DEFAULT_BROKER_TIMEOUT, Outage, pace_metadata
+from streamlearn.kafka.security import PLAINTEXT, Security
 from streamlearn.settings import Topics
 from streamlearn.source import Event
 
@@ -62,6 +63,8 @@ async def produce_events(
     rate: float | None = None,
     total: int | None = None,
     progress: Progress | None = None,
+    *,
+    security: Security = PLAINTEXT,
     broker_timeout: float = DEFAULT_BROKER_TIMEOUT,
 ) -> ProduceReport:
     """Send `events` in order, paced at `rate` events/s; `total` sizes the progress bar.
@@ -77,11 +80,13 @@ async def produce_events(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    # aiokafka's own timeout comes after ours, so the outage is what the user reads about.
-    timeout_ms = int((broker_timeout + 15) * 1000)
+    # acks=all: an event counts as sent once every in-sync replica has it (README, Running on
+    # a real cluster); on one broker it costs nothing more than acks=1. aiokafka's own timeout
+    # comes after --broker-timeout, so the outage is what the user reads about.
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=5, acks=1, request_timeout_ms=timeout_ms
-    )
+        bootstrap_servers=bootstrap, linger_ms=5, acks="all",
+        request_timeout_ms=int((broker_timeout + 15) * 1000), **security.client_kwargs(),
+    )  # fmt: skip
     pace_metadata(producer.client)
     failures: list[BaseException] = []
     stamps = Stamps()
@@ -118,7 +123,7 @@ async def produce_events(
                 progress.advance(task)
             await producer.flush()
 
-    outage = Outage(bootstrap, announce=False)
+    outage = Outage(bootstrap, announce=False, security=security)
     gone = False
     try:
         with outage.attached():

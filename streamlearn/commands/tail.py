@@ -23,14 +23,16 @@ from aiokafka.errors import KafkaError as ClientKafkaError
 from aiokafka.structs import ConsumerRecord
 
 from streamlearn.commands.options import (
-    broker_option,
     broker_timeout_option,
+    kafka_options,
+    security_from,
     topic_options,
     topics_from,
 )
 from streamlearn.errors import ConfigError, KafkaError
 from streamlearn.kafka.broker import partition_counts, require_broker
 from streamlearn.kafka.outage import Outage, pace_metadata
+from streamlearn.kafka.security import Security
 
 DEFAULT_LINES = 10
 
@@ -39,7 +41,7 @@ Offsets = dict[TopicPartition, int]
 
 @click.command()
 @click.argument("topic", required=False)
-@broker_option
+@kafka_options
 @topic_options
 @click.option(
     "-n",
@@ -61,12 +63,13 @@ def tail(
     **params: Any,
 ) -> None:
     """Print records of TOPIC as JSON lines (the predictions topic by default)."""
+    security = security_from(params)
     topic = topic or topics_from(params).predictions
     if lines is None and not from_beginning:
         lines = DEFAULT_LINES
     try:
-        work = _tail(broker, topic, lines, from_beginning, follow)
-        interrupted = asyncio.run(_until_signal(_watched(broker, broker_timeout, work)))
+        work = _tail(broker, security, topic, lines, from_beginning, follow)
+        interrupted = asyncio.run(_until_signal(_watched(broker, security, broker_timeout, work)))
     except BrokenPipeError:  # the reader went away (`| head -1`): that is not an error
         _silence_stdout()
         return
@@ -97,20 +100,27 @@ async def _until_signal(work: Coroutine[Any, Any, None]) -> bool:
     return bool(signalled)
 
 
-async def _watched(bootstrap: str, timeout: float, work: Coroutine[Any, Any, None]) -> None:
+async def _watched(
+    bootstrap: str, security: Security, timeout: float, work: Coroutine[Any, Any, None]
+) -> None:
     """Run `work` with the client libraries' connection errors held back, until the broker
     has been gone for `timeout` seconds: then one `KafkaError` (streamlearn/kafka/outage.py)."""
-    outage = Outage(bootstrap, announce=False)
+    outage = Outage(bootstrap, announce=False, security=security)
     with outage.attached():
         await outage.guard(work, timeout, lambda: "stopped reading")
 
 
 async def _tail(
-    bootstrap: str, topic: str, lines: int | None, from_beginning: bool, follow: bool
+    bootstrap: str,
+    security: Security,
+    topic: str,
+    lines: int | None,
+    from_beginning: bool,
+    follow: bool,
 ) -> None:
     """Print the selected records of `topic`, then follow it if asked."""
-    await require_broker(bootstrap, 5.0)
-    counts = await partition_counts(bootstrap, [topic])
+    await require_broker(bootstrap, 5.0, security=security)
+    counts = await partition_counts(bootstrap, [topic], security=security)
     if topic not in counts:
         raise ConfigError(f"topic {topic!r} does not exist on {bootstrap}")
     partitions = [TopicPartition(topic, p) for p in range(counts[topic])]
@@ -119,6 +129,7 @@ async def _tail(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=200,
+        **security.client_kwargs(),
     )
     pace_metadata(consumer._client)
     await consumer.start()

@@ -27,6 +27,7 @@ from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
 from aiokafka.errors import KafkaError as ClientKafkaError
 
 from streamlearn.errors import KafkaError
+from streamlearn.kafka.security import PLAINTEXT, Security
 
 log = logging.getLogger("streamlearn")
 T = TypeVar("T")
@@ -94,9 +95,11 @@ class Outage(logging.Filter):
         announce: bool = True,
         remind: float = REMIND,
         clock: Callable[[], float] = time.monotonic,
+        security: Security = PLAINTEXT,
     ) -> None:
         super().__init__()
         self.broker = broker
+        self.security = security  # for the probes: the broker may let only its clients in
         self.announce = announce
         self.remind = remind
         self.clock = clock
@@ -144,7 +147,7 @@ class Outage(logging.Filter):
         """While the broker is gone: probe it, say when it is back, or remind that it is not."""
         if self.since is None:
             return
-        if await reachable(self.broker, timeout):
+        if await reachable(self.broker, timeout, self.security):
             with self.lock:
                 gone, held = self.down_for(), self.held
                 self.since = None
@@ -219,10 +222,15 @@ class Outage(logging.Filter):
                 await asyncio.wait({task}, timeout=STOP_GRACE)  # its clean-up may need the broker
 
 
-async def reachable(bootstrap: str, timeout: float = 5.0) -> bool:
-    """Whether a broker at `bootstrap` answers a metadata request within `timeout`."""
+async def reachable(bootstrap: str, timeout: float = 5.0, security: Security = PLAINTEXT) -> bool:
+    """Whether a broker at `bootstrap` answers a metadata request within `timeout`.
+
+    Not `broker.probe`, which silences the aiokafka logger meanwhile: in a worker, that would
+    hide the other threads' records too, errors that are not about this broker among them."""
     client = AIOKafkaClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=max(1000, int(timeout * 1000))
+        bootstrap_servers=bootstrap,
+        request_timeout_ms=max(1000, int(timeout * 1000)),
+        **security.client_kwargs(),
     )
     try:
         await asyncio.wait_for(client.bootstrap(), timeout)

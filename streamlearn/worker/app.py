@@ -82,7 +82,12 @@ def create_app(settings: Settings) -> faust.App:
 
     app = App(
         settings.app_id,
-        broker=f"kafka://{settings.broker}",
+        broker=[f"kafka://{address.strip()}" for address in settings.broker.split(",")],
+        broker_credentials=settings.security.faust_credentials(),
+        # Faust creates its changelog and leader topics; `streamlearn worker` has chosen the
+        # factor with the other topics' (kafka/broker.py). Faust's producer acks with all
+        # in-sync replicas (acks=-1) by default.
+        topic_replication_factor=settings.replication or 1,
         store="rocksdb://",
         datadir=str(settings.data_dir),
         topic_partitions=settings.partitions,
@@ -109,7 +114,7 @@ def create_app(settings: Settings) -> faust.App:
         consumer_max_fetch_size=4 * 1024 * 1024,
     )
     app.transport = Transport(app.conf.broker_consumer, app)  # see streamlearn/worker/transport.py
-    app.outage = Outage(settings.broker)  # type: ignore[attr-defined]
+    app.outage = Outage(settings.broker, security=settings.security)  # type: ignore[attr-defined]
     app.processor = processor  # type: ignore[attr-defined]
     app.settings = settings  # type: ignore[attr-defined]
 

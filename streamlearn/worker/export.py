@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streamlearn.errors import ConfigError
 from streamlearn.kafka.broker import admin, partition_counts, require_broker
+from streamlearn.kafka.security import PLAINTEXT, Security
 from streamlearn.settings import Topics
 from streamlearn.worker.store import covered
 
@@ -29,18 +30,23 @@ def changelog_topic(app_id: str) -> str:
 
 
 async def checkpointed_states(
-    bootstrap: str, app_id: str, topics: Topics, keys: Collection[bytes] = ()
+    bootstrap: str,
+    app_id: str,
+    topics: Topics,
+    keys: Collection[bytes] = (),
+    *,
+    security: Security = PLAINTEXT,
 ) -> dict[bytes, bytes]:
     """`{key: pickled KeyState}` of every key (or of `keys`) as of its last checkpoint."""
-    await require_broker(bootstrap)
+    await require_broker(bootstrap, security=security)
     changelog = changelog_topic(app_id)
-    partitions = (await partition_counts(bootstrap, [changelog])).get(changelog)
+    partitions = (await partition_counts(bootstrap, [changelog], security=security)).get(changelog)
     if partitions is None:
         raise ConfigError(
             f"app {app_id!r} has no state changelog ({changelog}): no worker of it has run on"
             " this broker (check --app-id and --broker)"
         )
-    async with admin(bootstrap) as client:
+    async with admin(bootstrap, security=security) as client:
         offsets = await client.list_consumer_group_offsets(app_id)
     committed = {
         p: tuple(
@@ -50,8 +56,9 @@ async def checkpointed_states(
         for p in range(partitions)
     }
     consumer = AIOKafkaConsumer(  # no group: it starts each partition at its beginning
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+        **security.client_kwargs(),
+    )  # fmt: skip
     await consumer.start()
     try:
         tps = [TopicPartition(changelog, p) for p in range(partitions)]

@@ -11,6 +11,7 @@ import pytest
 
 from streamlearn.kafka.broker import ensure_topics
 from streamlearn.kafka.local import free_port
+from streamlearn.kafka.security import PLAINTEXT, Security
 from streamlearn.settings import Topics
 from streamlearn.testing import TopicReader, WorkerProcess, group_lag, produce, until
 
@@ -28,10 +29,16 @@ class Workers:
     """Starts workers of one app on one set of topics; stops every one at the end of the test."""
 
     def __init__(
-        self, bootstrap: str, topics: Topics, root: Path, app_id: str, partitions: int
+        self,
+        bootstrap: str,
+        topics: Topics,
+        root: Path,
+        app_id: str,
+        partitions: int,
+        security: Security = PLAINTEXT,
     ) -> None:
         self.bootstrap, self.topics, self.root, self.app_id = bootstrap, topics, root, app_id
-        self.partitions = partitions
+        self.partitions, self.security = partitions, security
         self.started: list[WorkerProcess] = []
 
     def make(
@@ -44,7 +51,7 @@ class Workers:
         worker = WorkerProcess(
             self.bootstrap, self.root / name, free_port(), self.topics, self.app_id,
             model=model, partitions=self.partitions, extra_args=extra_args,
-            env={"PYTHONPATH": str(REPO), **(env or {})},
+            env={"PYTHONPATH": str(REPO), **(env or {})}, security=self.security,
         )  # fmt: skip
         self.started.append(worker)
         return worker
@@ -56,7 +63,9 @@ class Workers:
         """Wait until the app has processed and committed everything on its input topics."""
         inputs = [self.topics.observations, self.topics.labels]
         deadline = asyncio.get_running_loop().time() + timeout
-        while (lag := await group_lag(self.bootstrap, self.app_id, inputs)) != 0:
+        while (
+            lag := await group_lag(self.bootstrap, self.app_id, inputs, security=self.security)
+        ) != 0:
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"{lag} records still not committed after {timeout}s")
             await asyncio.sleep(0.2)
@@ -98,7 +107,7 @@ def workers(kafka_bootstrap, topics, tmp_path, unique, partitions) -> Iterator[W
 
 async def rounds_of_predict_then_learn(
     bootstrap: str, topics: Topics, rows: list, worker: WorkerProcess, reader: TopicReader,
-    first_id: int = 0,
+    first_id: int = 0, security: Security = PLAINTEXT,
 ) -> None:  # fmt: skip
     """Per key, each label after its observation's prediction and before the key's next one.
 
@@ -112,11 +121,15 @@ async def rounds_of_predict_then_learn(
     for r in range(depth):
         batch = [(key, *events[r]) for key, events in by_key.items() if r < len(events)]
         await produce(
-            bootstrap, [(topics.observations, k, {"id": i, "x": x}) for k, i, x, _ in batch]
-        )
+            bootstrap, [(topics.observations, k, {"id": i, "x": x}) for k, i, x, _ in batch],
+            security=security,
+        )  # fmt: skip
         await reader.read(len(batch))
         target = worker.counters()["joined"] + len(batch)
-        await produce(bootstrap, [(topics.labels, k, {"id": i, "y": y}) for k, i, _, y in batch])
+        await produce(
+            bootstrap, [(topics.labels, k, {"id": i, "y": y}) for k, i, _, y in batch],
+            security=security,
+        )  # fmt: skip
         await until(lambda target=target: worker.counters()["joined"] >= target, 60)
 
 
