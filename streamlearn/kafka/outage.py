@@ -7,7 +7,8 @@ with no pause (`Sender._sender_routine` waits on `force_metadata_update` alone):
 ~129,000 lines in a 30 s outage, `streamlearn produce` ~250,000. `Outage` is a logging filter
 that recognises those records (`unreachable`), holds them back and counts them, and says
 instead: one line when the broker goes, a reminder every `REMIND` seconds, one line when it
-answers again. Every other record passes. `pace_metadata` pauses between failed metadata
+answers again (`Outage` says how it tells a cluster that lost one broker from one that lost
+all). Every other record passes. `pace_metadata` pauses between failed metadata
 refreshes, so the loop does not burn a core either.
 """
 
@@ -81,9 +82,17 @@ def _cause(record: logging.LogRecord) -> str:
 
 
 class Outage(logging.Filter):
-    """Watches one broker through the libraries' log records; see the module docstring.
+    """Watches the brokers at one bootstrap address through the libraries' log records; see
+    the module docstring.
 
-    Attached to the handlers (`attach`), so records of every logger pass through it once.
+    A record saying a broker cannot be reached starts an episode: it and those after it are
+    held back, and `check` (every second, from `watch` or `guard`) probes the bootstrap
+    address. If no broker answers, the broker is gone: one line, a reminder every `remind`
+    seconds, one line when a probe gets an answer. If the cluster answers while connection
+    errors go on (one broker of several is down), one line after `SETTLE` seconds of them, a
+    reminder likewise, and one line when they stop; a blip shorter than that says nothing.
+
+    Attached to the handlers (`install`), so records of every logger pass through it once.
     Thread-safe: Faust's consumer logs from its own thread. `announce=False` holds the records
     without lines of its own, and those that follow from an outage even before one is seen (a
     command that ends with one error line instead).
@@ -99,79 +108,109 @@ class Outage(logging.Filter):
     ) -> None:
         super().__init__()
         self.broker = broker
+        self.what = f"Kafka broker{'s' if ',' in broker else ''} at {broker}"
         self.security = security  # for the probes: the broker may let only its clients in
         self.announce = announce
         self.remind = remind
         self.clock = clock
         self.lock = threading.Lock()
-        self.since: float | None = None  # when the broker went, while it is gone
+        self.since: float | None = None  # the first record of this episode, if one is on
+        self.last = 0.0  # the last record held back
+        self.down_since: float | None = None  # since when no broker answers, if none does
+        self.partial = False  # said that part of the cluster does not answer
         self.cause = ""
-        self.held = 0  # records held back in this outage
+        self.held = 0  # records held back in this episode
         self.reminded = 0.0
         self.settled_at = 0.0  # until when stale records after a return are held
-        self.outages = 0
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "streamlearn_outage", None) is not None:
             return record.streamlearn_outage  # seen by another handler already
         kind = unreachable(record)
         keep = True
-        started = False
         if kind is not None:
             with self.lock:
                 now = self.clock()
                 if self.since is None and kind == "gone" and now >= self.settled_at:
-                    self.since, self.reminded, self.held = now, now, 0
-                    self.cause = _cause(record)
-                    self.outages += 1
-                    started = True
+                    self.since, self.held, self.cause = now, 0, _cause(record)
+                    self.down_since, self.partial = None, False
                 if self.since is not None or now < self.settled_at or not self.announce:
                     self.held += 1
+                    self.last = now
                     keep = False
         record.streamlearn_outage = keep
-        if started and self.announce:
-            log.warning(
-                "lost the Kafka broker at %s (%s): holding the client libraries' connection"
-                " errors back and retrying until it answers; nothing processed is lost",
-                self.broker,
-                self.cause,
-            )
         return keep
 
     def down_for(self) -> float:
-        """Seconds since the broker went away; 0 while it is there."""
-        since = self.since
+        """Seconds since no broker answers; 0 while one does."""
+        since = self.down_since
         return 0.0 if since is None else self.clock() - since
 
+    def _say(self, message: str, *args: object) -> None:
+        if self.announce:
+            log.warning(message, *args)
+
     async def check(self, timeout: float = 5.0) -> None:
-        """While the broker is gone: probe it, say when it is back, or remind that it is not."""
+        """During an episode: probe the brokers, and say what changed (see the class)."""
         if self.since is None:
             return
-        if await reachable(self.broker, timeout, self.security):
-            with self.lock:
-                gone, held = self.down_for(), self.held
-                self.since = None
-                self.settled_at = self.clock() + SETTLE
-            if self.announce:
-                log.warning(
-                    "the Kafka broker at %s answers again after %.0fs away (%d library messages"
-                    " held back); resuming where processing stopped",
-                    self.broker,
-                    gone,
+        answers = await reachable(self.broker, timeout, self.security)
+        with self.lock:
+            now, since, held = self.clock(), self.since, self.held
+            if since is None:
+                return
+            if not answers:
+                if self.down_since is None:
+                    self.down_since = now if self.partial else since
+                    self.reminded = now
+                    self._say(
+                        "lost the %s (%s): holding the client libraries' connection errors back"
+                        " and retrying until it answers; nothing processed is lost",
+                        self.what,
+                        self.cause,
+                    )
+                elif now - self.reminded >= self.remind:
+                    self.reminded = now
+                    self._say(
+                        "the %s is still unreachable after %.0fs (%s); %d library messages held"
+                        " back so far",
+                        self.what,
+                        now - self.down_since,
+                        self.cause,
+                        held,
+                    )
+                return
+            if self.down_since is not None:
+                self._say(
+                    "the %s answers again after %.0fs away (%d library messages held back);"
+                    " resuming where processing stopped",
+                    self.what,
+                    now - self.down_since,
                     held,
                 )
-            return
-        now = self.clock()
-        if self.announce and now - self.reminded >= self.remind:
-            self.reminded = now
-            log.warning(
-                "the Kafka broker at %s is still unreachable after %.0fs (%s); %d library"
-                " messages held back so far",
-                self.broker,
-                self.down_for(),
-                self.cause,
-                self.held,
-            )
+                self.since, self.down_since = None, None
+                self.settled_at = now + SETTLE
+            elif now - self.last >= SETTLE:
+                if self.partial:
+                    self._say(
+                        "the connection errors to part of the %s stopped after %.0fs (%d"
+                        " library messages held back)",
+                        self.what,
+                        self.last - since,
+                        held,
+                    )
+                self.since = None
+            elif (self.partial and now - self.reminded >= self.remind) or (
+                not self.partial and now - since >= SETTLE
+            ):
+                self.partial, self.reminded = True, now
+                self._say(
+                    "part of the %s does not answer (%s), the rest does: holding the client"
+                    " libraries' connection errors back; %d so far",
+                    self.what,
+                    self.cause,
+                    held,
+                )
 
     async def watch(self, interval: float = CHECK) -> None:
         """`check` every `interval` seconds, for ever (a task of the worker)."""
@@ -212,7 +251,7 @@ class Outage(logging.Filter):
                 await self.check(min(5.0, timeout))
                 if self.down_for() >= timeout:
                     raise KafkaError(
-                        f"the Kafka broker at {self.broker} has not answered for"
+                        f"the {self.what} has not answered for"
                         f" {self.down_for():.0f}s ({self.cause}); {doing()}; raise"
                         " --broker-timeout to wait longer"
                     )
