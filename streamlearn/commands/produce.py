@@ -71,15 +71,24 @@ async def produce_events(
 
     Pass `progress` to draw inside a display of your own (the demo's live view).
 
-    SIGINT and SIGTERM stop it between two events; what was sent is flushed and reported.
-    A broker gone for `broker_timeout` seconds is one `KafkaError`, with the client libraries'
-    connection errors held back meanwhile (streamlearn/kafka/outage.py).
+    SIGINT and SIGTERM stop it between two events; what was sent is flushed and reported
+    (while the broker is away, at once: nothing can be flushed). A broker gone for
+    `broker_timeout` seconds is one `KafkaError`, with the client libraries' connection errors
+    held back meanwhile (streamlearn/kafka/outage.py).
     """
     report = ProduceReport()
     stop = asyncio.Event()
+    outage = Outage(bootstrap, announce=False, security=security)
+    sending: asyncio.Future | None = None
+
+    def on_signal() -> None:
+        stop.set()
+        if outage.since is not None and sending is not None:  # stuck on a broker gone away
+            sending.cancel()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_signal)
     # acks=all: an event counts as sent once every in-sync replica has it (README, Running on
     # a real cluster); on one broker it costs nothing more than acks=1. aiokafka's own timeout
     # comes after --broker-timeout, so the outage is what the user reads about.
@@ -123,16 +132,22 @@ async def produce_events(
                 progress.advance(task)
             await producer.flush()
 
-    outage = Outage(bootstrap, announce=False, security=security)
     gone = False
     try:
         with outage.attached():
             try:
-                await outage.guard(
-                    send_all(),
-                    broker_timeout,
-                    lambda: f"stopped after {report.sent} events, the last may be undelivered",
+                sending = asyncio.ensure_future(
+                    outage.guard(
+                        send_all(),
+                        broker_timeout,
+                        lambda: f"stopped after {report.sent} events, the last may be undelivered",
+                    )
                 )
+                await sending
+            except asyncio.CancelledError:
+                if not stop.is_set():
+                    raise
+                report.interrupted = gone = True
             except KafkaError:
                 gone = True
                 raise
