@@ -7,6 +7,7 @@ worker` subprocesses) and is stopped by the context managers, also on Ctrl-C.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,26 +15,36 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
+from streamlearn.commands.options import security_from_env
 from streamlearn.kafka.broker import prepare_topics
 from streamlearn.kafka.local import free_port
+from streamlearn.kafka.security import Security
 from streamlearn.settings import Topics
 from streamlearn.testing import WorkerProcess, unique
 
 Encoded = list[tuple[bool, bytes, bytes]]  # (is_observation, key, value), see Workload.encoded
 
 
+@functools.cache
+def security() -> Security:
+    """How every client of the bench reaches the cluster: the `STREAMLEARN_*` security
+    variables, as the worker subprocesses (which inherit them) read them too."""
+    return security_from_env()
+
+
 def fresh_topics(bootstrap: str, partitions: int) -> Topics:
     """Four new, empty topics with one partition count."""
     topics = Topics.with_prefix(unique("bench") + ".")
-    asyncio.run(prepare_topics(bootstrap, topics, partitions))
+    asyncio.run(prepare_topics(bootstrap, topics, partitions, security=security()))
     return topics
 
 
 def producer(bootstrap: str, linger_ms: int) -> AIOKafkaProducer:
     """An aiokafka producer: murmur2 placement of keys, like the worker expects."""
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=linger_ms, acks=1, max_batch_size=256 * 1024
-    )
+        bootstrap_servers=bootstrap, linger_ms=linger_ms, acks="all", max_batch_size=256 * 1024,
+        **security().client_kwargs(),
+    )  # fmt: skip
 
 
 async def produce_backlog(bootstrap: str, topics: Topics, records: Encoded) -> None:

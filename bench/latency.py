@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.cluster import Encoded, WorkerPool, fresh_topics, proc_status, producer
+from bench.cluster import Encoded, WorkerPool, fresh_topics, proc_status, producer, security
 from bench.e2e import Target
 from streamlearn.commands.produce import Stamps
 from streamlearn.settings import Topics
@@ -71,7 +71,10 @@ async def _paced(target: Target, records: Encoded, rate_pps: float) -> list[floa
 async def predictions_consumer(target: Target) -> AIOKafkaConsumer:
     """A consumer assigned every partition of the (empty) predictions topic from offset 0."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=target.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100
+        bootstrap_servers=target.bootstrap,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=100,
+        **security().client_kwargs(),
     )
     await consumer.start()
     consumer.assign(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from bench.cluster import security
 from streamlearn.kafka.broker import prepare_topics
 from streamlearn.kafka.local import free_port, kafka_for
 from streamlearn.settings import Topics
@@ -39,12 +40,12 @@ def main(keys: int, partitions: int) -> None:
 
 def _measure(bootstrap: str, root: Path, keys: int, partitions: int) -> None:
     topics = Topics.with_prefix("move.")
-    asyncio.run(prepare_topics(bootstrap, topics, partitions))
+    asyncio.run(prepare_topics(bootstrap, topics, partitions, security=security()))
     labels = [
         (topics.labels, f"key-{k}", {"id": 0, "y": float(k % 10), "x": {"a": float(k % 7)}})
         for k in range(keys)
     ]
-    asyncio.run(produce(bootstrap, labels))
+    asyncio.run(produce(bootstrap, labels, security=security()))
 
     def worker(name: str) -> WorkerProcess:
         return WorkerProcess(

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from bench.cluster import security
 from bench.e2e import POLL_SECONDS, Drain
 from bench.peers import PEERS, Peer
 from bench.suite import Result
@@ -51,6 +52,7 @@ def environment(broker: str | None) -> dict[str, Any]:
         "platform": platform.platform(),
         "versions": _versions() | {"kafka": KAFKA_VERSION},
         "broker": broker or f"local Kafka {KAFKA_VERSION} started by the benchmark",
+        "security": security().describe(),  # STREAMLEARN_SECURITY_PROTOCOL and the rest
     }
 
 
@@ -60,6 +62,7 @@ def print_header(console: Console, env: dict[str, Any]) -> None:
         f"[bold]streamlearn benchmark[/] {env['date']}: {env['cpus']} CPUs, load average"
         f" {' '.join(map(str, env['load_average']))} at start\n"
         f"Python {env['python']} on {env['platform']}\n{versions}\nbroker: {env['broker']}"
+        f" ({env['security']})"
     )
 
 

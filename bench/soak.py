@@ -37,7 +37,7 @@ import click
 import orjson
 from rich.console import Console
 
-from bench.cluster import fresh_topics
+from bench.cluster import fresh_topics, security
 from bench.e2e import Target
 from bench.latency import predictions_consumer, send_paced
 from bench.workload import FEATURES, make_workload
@@ -201,7 +201,7 @@ async def soak(bootstrap: str, root: Path, options: Options, say: Any) -> tuple[
         await drained(bootstrap, team.app_id, [topics.observations, topics.labels], 600)
         probes = [(topics.observations, f"key-{k:06d}", {"id": "probe", "x": PROBE_X})
                   for k in range(workload.keys)]  # fmt: skip
-        await produce(bootstrap, probes)
+        await produce(bootstrap, probes, security=security())
         answered = lambda: sum(v["id"] == "probe" for _, v in run.arrivals)  # noqa: E731
         await until(lambda: answered() >= len(probes), 120, interval=0.5)
         stop_reading.set()
@@ -220,7 +220,7 @@ async def soak(bootstrap: str, root: Path, options: Options, say: Any) -> tuple[
 async def drained(bootstrap: str, group: str, inputs: list[str], timeout: float) -> None:
     """Wait until the group has committed every record of `inputs`."""
     deadline = time.monotonic() + timeout
-    while (lag := await group_lag(bootstrap, group, inputs)) != 0:
+    while (lag := await group_lag(bootstrap, group, inputs, security=security())) != 0:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{lag} records still not committed after {timeout:.0f} s")
         await asyncio.sleep(0.5)

@@ -53,7 +53,7 @@ class WorkerProcess:
         extra_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
         log_path: Path | None = None,
-        security: Security = PLAINTEXT,  # given to the worker as STREAMLEARN_* variables
+        security: Security | None = None,  # as STREAMLEARN_* variables (None: inherit them)
     ) -> None:
         self.data_dir = Path(data_dir)
         self.web_port = web_port
@@ -66,7 +66,7 @@ class WorkerProcess:
             "--predictions-topic", topics.predictions,
             "--dead-letters-topic", topics.dead_letters, *extra_args,
         ]  # fmt: skip
-        self.env = {**os.environ, **security.env(), **(env or {})}
+        self.env = {**os.environ, **(security.env() if security else {}), **(env or {})}
         self.process: subprocess.Popen | None = None
         self._log_offset = 0
 
@@ -246,12 +246,12 @@ async def until(condition: Callable[[], bool], timeout: float, interval: float =
         await asyncio.sleep(interval)
 
 
-async def record_count(bootstrap: str, topic: str) -> int:
+async def record_count(bootstrap: str, topic: str, *, security: Security = PLAINTEXT) -> int:
     """How many records `topic` holds (the sum of its partitions' end offsets); 0 if missing."""
-    partitions = (await partition_counts(bootstrap, [topic])).get(topic, 0)
+    partitions = (await partition_counts(bootstrap, [topic], security=security)).get(topic, 0)
     if not partitions:
         return 0
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **security.client_kwargs())
     await consumer.start()
     try:
         ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])

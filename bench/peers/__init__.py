@@ -30,6 +30,7 @@ from pathlib import Path
 
 import orjson
 
+from bench.cluster import security
 from bench.e2e import Target
 from streamlearn.kafka.broker import ensure_topics
 from streamlearn.testing import record_count, unique
@@ -119,7 +120,7 @@ def drain(peer: Peer, target: Target, pairs: int, root: Path, timeout: float) ->
     """Run `peer` on the backlog in its own process, into a new predictions topic; check it."""
     bootstrap, topics = target.bootstrap, target.topics
     predictions = unique(f"bench-{peer.name}.predictions")
-    asyncio.run(ensure_topics(bootstrap, {predictions: target.partitions}))
+    asyncio.run(ensure_topics(bootstrap, {predictions: target.partitions}, security=security()))
     state_dir = root / unique(peer.name)
     spec = Spec(
         bootstrap, topics.observations, topics.labels, predictions, target.model, pairs, state_dir
@@ -137,7 +138,7 @@ def drain(peer: Peer, target: Target, pairs: int, root: Path, timeout: float) ->
         tail = log.read_text(errors="replace")[-2000:]
         raise PeerFailed(f"{peer.label} exited with {done.returncode}: {tail}")
     timing = Timing(**orjson.loads(done.stdout.splitlines()[-1]))
-    produced = asyncio.run(record_count(bootstrap, predictions))
+    produced = asyncio.run(record_count(bootstrap, predictions, security=security()))
     if produced != pairs or timing.learned != pairs:
         raise PeerFailed(
             f"{peer.label} left {produced:,} predictions in its topic and learned"

@@ -23,7 +23,7 @@ import time
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from bench.cluster import producer
+from bench.cluster import producer, security
 from bench.peers import STALL_SECONDS, Spec, Timing, main
 from streamlearn.learning.models import load_factory
 from streamlearn.testing import unique
@@ -41,6 +41,7 @@ async def drain(spec: Spec) -> Timing:
     consumer = AIOKafkaConsumer(
         spec.observations, spec.labels, bootstrap_servers=spec.bootstrap,
         group_id=unique("aiokafka-loop"), auto_offset_reset="earliest",
+        **security().client_kwargs(),
     )  # fmt: skip
     sender = producer(spec.bootstrap, linger_ms=LINGER_MS)
     await consumer.start()

@@ -26,7 +26,9 @@ import time
 from dataclasses import dataclass
 
 from quixstreams import Application, State
+from quixstreams.kafka.configuration import ConnectionConfig
 
+from bench.cluster import security
 from bench.peers import STALL_SECONDS, Spec, Timing, main
 from streamlearn.learning.models import load_factory
 from streamlearn.testing import unique
@@ -42,11 +44,26 @@ class Progress:
     first_at: float = 0.0  # the same moment on the wall clock
 
 
+def connection(bootstrap: str) -> ConnectionConfig:
+    """The bench's security settings (bench/cluster.py) as librdkafka takes them."""
+    settings = security()
+    return ConnectionConfig(
+        bootstrap_servers=bootstrap,
+        security_protocol=settings.protocol,
+        sasl_mechanism=settings.sasl_mechanism if settings.uses_sasl else None,
+        sasl_username=settings.username,
+        sasl_password=settings.password,
+        ssl_ca_location=str(settings.ca_file) if settings.ca_file else None,
+        ssl_certificate_location=str(settings.cert_file) if settings.cert_file else None,
+        ssl_key_location=str(settings.key_file) if settings.key_file else None,
+    )
+
+
 def run(spec: Spec) -> Timing:
     """Predict and learn every pair of the backlog; the timing of the drain."""
     factory = load_factory(spec.model)
     app = Application(
-        broker_address=spec.bootstrap,
+        broker_address=connection(spec.bootstrap),
         consumer_group=unique("quix"),
         auto_offset_reset="earliest",
         state_dir=spec.state_dir,

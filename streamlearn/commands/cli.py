@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import sys
 from pathlib import Path
@@ -175,20 +174,13 @@ def settings_from_env() -> Settings:
 @option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 def worker(log_level: str, **params: Any) -> None:
     """Run a Faust worker of the app: predict on observations, learn from labels."""
-    from streamlearn.worker.app import Worker, create_app
+    from streamlearn.worker.app import Worker, prepared_app
 
     settings = settings_from(params)
     settings.learner()  # local checks before the broker: their errors name them
     check_web_port(settings.web_host, settings.web_port)
     check_web_exposure(settings.web_host, settings.web_token)
-    replication = asyncio.run(
-        prepare_topics(
-            settings.broker, settings.topics, settings.partitions,
-            security=settings.security, replication=settings.replication,
-        )
-    )  # fmt: skip
-    app = create_app(dataclasses.replace(settings, replication=replication))
-    asyncio.set_event_loop(asyncio.new_event_loop())
+    app = prepared_app(settings)
     Worker(app, loglevel=log_level, quiet=True).execute_from_commandline()
 
 

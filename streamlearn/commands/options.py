@@ -81,6 +81,18 @@ replication_option = option(
 )  # fmt: skip
 
 
+@click.command()
+@kafka_options
+def _kafka_flags(**params: Any) -> None:
+    """Only parses `kafka_options` (for `security_from_env`)."""
+
+
+def security_from_env() -> Security:
+    """The `Security` that the `STREAMLEARN_*` variables alone give: how the bench and its peers
+    reach a secured cluster."""
+    return security_from(dict(_kafka_flags.make_context("kafka", []).params))
+
+
 def security_from(params: dict[str, Any]) -> Security:
     """The `Security` from the parsed values of `kafka_options`; takes them out of `params`."""
     values = {name: params.pop(name) for name in SECURITY_FLAGS}

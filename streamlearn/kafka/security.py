@@ -113,15 +113,16 @@ class Security:
         return kwargs
 
     def env(self) -> dict[str, str]:
-        """The `STREAMLEARN_*` variables that give a child command these settings: the password
-        goes in the environment, never in its arguments, which `ps` shows."""
+        """The `STREAMLEARN_*` variables that give a child command these settings, all of them
+        (empty when unset, which the commands read as unset) so none is inherited from the
+        parent's. The password goes in the environment, never in arguments, which `ps` shows."""
         values = {
             "SECURITY_PROTOCOL": self.protocol, "SASL_MECHANISM": self.sasl_mechanism,
             "SASL_USERNAME": self.username, "SASL_PASSWORD": self.password,
-            "SSL_CAFILE": self.ca_file, "SSL_CERTFILE": self.cert_file,
-            "SSL_KEYFILE": self.key_file,
+            "SASL_PASSWORD_FILE": None, "SSL_CAFILE": self.ca_file,
+            "SSL_CERTFILE": self.cert_file, "SSL_KEYFILE": self.key_file,
         }  # fmt: skip
-        return {f"STREAMLEARN_{name}": str(v) for name, v in values.items() if v is not None}
+        return {f"STREAMLEARN_{name}": "" if v is None else str(v) for name, v in values.items()}
 
     def faust_credentials(self) -> Any:
         """The same settings as Faust's `broker_credentials` (None for PLAINTEXT)."""

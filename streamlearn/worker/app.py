@@ -20,6 +20,8 @@ crash a partition is exactly its last checkpoint, and every record after it is r
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -32,6 +34,7 @@ import click
 import faust
 
 from streamlearn.errors import StreamlearnError
+from streamlearn.kafka.broker import prepare_topics
 from streamlearn.kafka.outage import Outage
 from streamlearn.learning.alerts import alerts
 from streamlearn.learning.processor import Processor
@@ -71,6 +74,19 @@ class App(faust.App):
         await super().on_stop()
 
 
+def prepared_app(settings: Settings) -> faust.App:
+    """The app, once its broker has let us in and the four topics exist: `create_app` with the
+    replication factor the topics were created with, which Faust's own topics take too."""
+    replication = asyncio.run(
+        prepare_topics(
+            settings.broker, settings.topics, settings.partitions,
+            security=settings.security, replication=settings.replication,
+        )
+    )  # fmt: skip
+    asyncio.set_event_loop(asyncio.new_event_loop())  # asyncio.run left none for Faust
+    return create_app(dataclasses.replace(settings, replication=replication))
+
+
 def create_app(settings: Settings) -> faust.App:
     """A Faust app configured by `settings`, with the streamlearn intake on it."""
     created_at = time.monotonic()
@@ -84,9 +100,9 @@ def create_app(settings: Settings) -> faust.App:
         settings.app_id,
         broker=[f"kafka://{address.strip()}" for address in settings.broker.split(",")],
         broker_credentials=settings.security.faust_credentials(),
-        # Faust creates its changelog and leader topics; `streamlearn worker` has chosen the
-        # factor with the other topics' (kafka/broker.py). Faust's producer acks with all
-        # in-sync replicas (acks=-1) by default.
+        # Faust creates its changelog and leader topics, with the factor `prepared_app` chose
+        # for the other topics (kafka/broker.py). Faust's producer acks with all in-sync
+        # replicas (acks=-1) by default.
         topic_replication_factor=settings.replication or 1,
         store="rocksdb://",
         datadir=str(settings.data_dir),
@@ -249,8 +265,9 @@ def _app_from_env() -> faust.App:
 
     try:
         settings = settings_from_env()
+        settings.learner()  # local checks before the broker: their errors name them
         check_web_exposure(settings.web_host, settings.web_token)
-        return create_app(settings)
+        return prepared_app(settings)
     except click.ClickException as error:
         message = error.format_message()
     except StreamlearnError as error:

@@ -74,6 +74,10 @@ def test_a_child_process_given_env_gets_the_same_settings(monkeypatch, tmp_path)
     params = dict(worker.make_context("worker", []).params)
     assert security_from(params) == security
     assert not any(name.startswith(("sasl_", "ssl_", "security_")) for name in params)
+    # A child given plain text inherits none of the parent's SASL or TLS settings.
+    for name, value in PLAINTEXT.env().items():
+        monkeypatch.setenv(name, value)
+    assert security_from(dict(worker.make_context("worker", []).params)) == PLAINTEXT
 
 
 def test_the_password_file_gives_its_first_line(monkeypatch, tmp_path) -> None:
