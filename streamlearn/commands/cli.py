@@ -21,6 +21,7 @@ from streamlearn.commands.demo import DemoOptions, run_demo
 from streamlearn.commands.options import (
     WATCH_FLAGS,
     app_options,
+    broker_timeout_option,
     column_options,
     drift_from,
     fault_option,
@@ -302,12 +303,14 @@ def _rows_and_columns(params: dict[str, Any]) -> tuple[RowReader, Columns, float
 @option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
         help="Events per second [default: as fast as possible].")  # fmt: skip
 @option("--limit", type=click.IntRange(1), default=None, help="Stop after this many rows.")
+@broker_timeout_option
 def produce(
     broker: str,
     partitions: int,
     replication_factor: int | None,
     rate: float | None,
     limit: int | None,
+    broker_timeout: float,
     **params: Any,
 ) -> int:
     """Send the rows of a CSV or JSON Lines file (gzip too) as observations and labels."""
@@ -321,7 +324,11 @@ def produce(
     )
     rows = itertools.islice(reader, limit) if limit else reader
     events = to_events(rows, columns, delay, reader.malformed)
-    report = asyncio.run(produce_events(broker, topics, events, rate, security=security))
+    report = asyncio.run(
+        produce_events(
+            broker, topics, events, rate, security=security, broker_timeout=broker_timeout
+        )
+    )
     if report.sent == 0 and reader.malformed and not report.interrupted:
         first = reader.malformed[0]
         raise ConfigError(f"every row of {reader.path} was malformed (first: {first})")

@@ -14,6 +14,7 @@ import click
 
 from streamlearn.datasets.bikes import Fault
 from streamlearn.errors import ConfigError
+from streamlearn.kafka.outage import DEFAULT_BROKER_TIMEOUT
 from streamlearn.kafka.security import MECHANISMS, PROTOCOLS, Security
 from streamlearn.learning.anomaly import Threshold
 from streamlearn.learning.core import DEFAULT_HORIZON, DEFAULT_MAX_PENDING, Selection
@@ -108,6 +109,12 @@ def security_from(params: dict[str, Any]) -> Security:
         values["security_protocol"], values["sasl_mechanism"], values["sasl_username"] or None,
         password, values["ssl_cafile"], values["ssl_certfile"], values["ssl_keyfile"],
     )  # fmt: skip
+
+
+broker_timeout_option = option(
+    "--broker-timeout", type=click.FloatRange(1), default=DEFAULT_BROKER_TIMEOUT,
+    help="Seconds without an answer from the broker, once it went away, before giving up.",
+)  # fmt: skip
 
 
 def model_option(default: str) -> Callable:

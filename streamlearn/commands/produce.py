@@ -15,10 +15,12 @@ from dataclasses import dataclass
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError as ClientKafkaError
 from rich.progress import Progress
 
 from streamlearn.commands.progress import event_progress
 from streamlearn.errors import KafkaError
+from streamlearn.kafka.outage import DEFAULT_BROKER_TIMEOUT, Outage, pace_metadata
 from streamlearn.kafka.security import PLAINTEXT, Security
 from streamlearn.settings import Topics
 from streamlearn.source import Event
@@ -63,28 +65,45 @@ async def produce_events(
     progress: Progress | None = None,
     *,
     security: Security = PLAINTEXT,
+    broker_timeout: float = DEFAULT_BROKER_TIMEOUT,
 ) -> ProduceReport:
     """Send `events` in order, paced at `rate` events/s; `total` sizes the progress bar.
 
     Pass `progress` to draw inside a display of your own (the demo's live view).
 
-    SIGINT and SIGTERM stop it between two events; what was sent is flushed and reported.
+    SIGINT and SIGTERM stop it between two events; what was sent is flushed and reported
+    (while the broker is away, at once: nothing can be flushed). A broker gone for
+    `broker_timeout` seconds is one `KafkaError`, with the client libraries' connection errors
+    held back meanwhile (streamlearn/kafka/outage.py).
     """
     report = ProduceReport()
     stop = asyncio.Event()
+    outage = Outage(bootstrap, announce=False, security=security)
+    sending: asyncio.Future | None = None
+
+    def on_signal() -> None:
+        stop.set()
+        if outage.since is not None and sending is not None:  # stuck on a broker gone away
+            sending.cancel()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_signal)
     # acks=all: an event counts as sent once every in-sync replica has it (README, Running on
-    # a real cluster); on one broker it costs nothing more than acks=1.
+    # a real cluster); on one broker it costs nothing more than acks=1. aiokafka's own timeout
+    # comes after --broker-timeout, so the outage is what the user reads about.
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=5, acks="all", **security.client_kwargs()
-    )
+        bootstrap_servers=bootstrap, linger_ms=5, acks="all",
+        request_timeout_ms=int((broker_timeout + 15) * 1000), **security.client_kwargs(),
+    )  # fmt: skip
+    pace_metadata(producer.client)
     failures: list[BaseException] = []
     stamps = Stamps()
-    try:
+
+    async def send_all() -> None:
         await producer.start()
         start = time.monotonic()
+        nonlocal progress
         own_display = progress is None
         progress = progress or event_progress()
         with progress if own_display else contextlib.nullcontext():
@@ -112,8 +131,38 @@ async def produce_events(
                         await asyncio.sleep(delay)
                 progress.advance(task)
             await producer.flush()
+
+    gone = False
+    try:
+        with outage.attached():
+            try:
+                sending = asyncio.ensure_future(
+                    outage.guard(
+                        send_all(),
+                        broker_timeout,
+                        lambda: f"stopped after {report.sent} events, the last may be undelivered",
+                    )
+                )
+                await sending
+            except asyncio.CancelledError:
+                if not stop.is_set():
+                    raise
+                report.interrupted = gone = True
+            except KafkaError:
+                gone = True
+                raise
+            except ClientKafkaError as error:
+                gone = True
+                raise KafkaError(
+                    f"sending to {bootstrap} failed after {report.sent} events: {error!r}"
+                ) from None
+            finally:
+                if gone:  # what is buffered cannot be delivered: do not wait for it
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(producer.stop(), 1.0)
+                else:
+                    await producer.stop()
     finally:
-        await producer.stop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
     if failures:

@@ -22,9 +22,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError as ClientKafkaError
 from aiokafka.structs import ConsumerRecord
 
-from streamlearn.commands.options import kafka_options, security_from, topic_options, topics_from
+from streamlearn.commands.options import (
+    broker_timeout_option,
+    kafka_options,
+    security_from,
+    topic_options,
+    topics_from,
+)
 from streamlearn.errors import ConfigError, KafkaError
 from streamlearn.kafka.broker import partition_counts, require_broker
+from streamlearn.kafka.outage import Outage, pace_metadata
 from streamlearn.kafka.security import Security
 
 DEFAULT_LINES = 10
@@ -45,12 +52,14 @@ Offsets = dict[TopicPartition, int]
 )
 @click.option("--from-beginning", is_flag=True, help="Start from the first record, not the last.")
 @click.option("-f", "--follow", is_flag=True, help="Then print new records until Ctrl-C.")
+@broker_timeout_option
 def tail(
     topic: str | None,
     broker: str,
     lines: int | None,
     from_beginning: bool,
     follow: bool,
+    broker_timeout: float,
     **params: Any,
 ) -> None:
     """Print records of TOPIC as JSON lines (the predictions topic by default)."""
@@ -59,9 +68,8 @@ def tail(
     if lines is None and not from_beginning:
         lines = DEFAULT_LINES
     try:
-        interrupted = asyncio.run(
-            _until_signal(_tail(broker, security, topic, lines, from_beginning, follow))
-        )
+        work = _tail(broker, security, topic, lines, from_beginning, follow)
+        interrupted = asyncio.run(_until_signal(_watched(broker, security, broker_timeout, work)))
     except BrokenPipeError:  # the reader went away (`| head -1`): that is not an error
         _silence_stdout()
         return
@@ -92,6 +100,16 @@ async def _until_signal(work: Coroutine[Any, Any, None]) -> bool:
     return bool(signalled)
 
 
+async def _watched(
+    bootstrap: str, security: Security, timeout: float, work: Coroutine[Any, Any, None]
+) -> None:
+    """Run `work` with the client libraries' connection errors held back, until the broker
+    has been gone for `timeout` seconds: then one `KafkaError` (streamlearn/kafka/outage.py)."""
+    outage = Outage(bootstrap, announce=False, security=security)
+    with outage.attached():
+        await outage.guard(work, timeout, lambda: "stopped reading")
+
+
 async def _tail(
     bootstrap: str,
     security: Security,
@@ -113,6 +131,7 @@ async def _tail(
         fetch_max_wait_ms=200,
         **security.client_kwargs(),
     )
+    pace_metadata(consumer._client)
     await consumer.start()
     try:
         consumer.assign(partitions)

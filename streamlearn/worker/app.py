@@ -35,6 +35,7 @@ import faust
 
 from streamlearn.errors import StreamlearnError
 from streamlearn.kafka.broker import prepare_topics
+from streamlearn.kafka.outage import Outage
 from streamlearn.learning.alerts import alerts
 from streamlearn.learning.processor import Processor
 from streamlearn.serving.routes import add_routes
@@ -55,7 +56,16 @@ class App(faust.App):
 
     Faust sends `on_before_shutdown` only after it has closed the tables' RocksDB, too late
     to write a checkpoint's states; here the intake stops first, while all of it still runs.
+    It also turns the libraries' flood of errors while the broker is gone into a few lines
+    (streamlearn/kafka/outage.py), from its first start, once the worker's logging is set up.
     """
+
+    async def on_first_start(self) -> None:
+        outage = getattr(self, "outage", None)
+        if outage is not None:
+            outage.install()
+            self.add_future(outage.watch())
+        await super().on_first_start()
 
     async def on_stop(self) -> None:
         intake = getattr(self, "intake", None)
@@ -120,6 +130,7 @@ def create_app(settings: Settings) -> faust.App:
         consumer_max_fetch_size=4 * 1024 * 1024,
     )
     app.transport = Transport(app.conf.broker_consumer, app)  # see streamlearn/worker/transport.py
+    app.outage = Outage(settings.broker, security=settings.security)  # type: ignore[attr-defined]
     app.processor = processor  # type: ignore[attr-defined]
     app.settings = settings  # type: ignore[attr-defined]
 

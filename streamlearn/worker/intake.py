@@ -26,6 +26,7 @@ from faust.exceptions import ProducerSendError
 from faust.types import TP
 
 from streamlearn.errors import StateTooLarge, StreamlearnError
+from streamlearn.kafka.outage import pace_metadata
 from streamlearn.learning.merge import Merge
 from streamlearn.learning.processor import Processor, Record
 from streamlearn.settings import Settings
@@ -100,6 +101,7 @@ class Intake:
     async def _start(self) -> None:
         """The outbox and checkpoint, on the producer Faust started; output partition counts."""
         producer = self.app.producer._ensure_producer()
+        pace_metadata(producer.client)  # no metadata refresh loop while the broker is gone
         self.outbox = Outbox(producer)
         self.checkpoint = Checkpoint(
             self.states,
