@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaClient
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import collect_hosts, create_conn
 from aiokafka.errors import KafkaError as ClientKafkaError
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import NoError, TopicAlreadyExistsError, for_code
 from aiokafka.protocol.metadata import MetadataRequest
 
 from streamlearn.errors import KafkaError
@@ -263,7 +263,30 @@ async def ensure_topics(
     """
     existing, brokers = await describe_topics(bootstrap, list(topics), security=security)
     factor = replication_for(replication, brokers)
-    for name, info in existing.items():
+    _check_existing(existing, topics, factor)
+    missing = [NewTopic(n, p, factor) for n, p in topics.items() if n not in existing]
+    if not missing:
+        return factor
+    raced = []  # made by someone else since we looked, or not yet known to the node we asked
+    async with admin(bootstrap, security=security) as client:
+        response = await client.create_topics(missing)
+    for name, code, *message in response.topic_errors:  # aiokafka returns them, not raises
+        error = for_code(code)
+        if error is TopicAlreadyExistsError:
+            raced.append(name)
+        elif error is not NoError:
+            detail = message[0] if message and message[0] else error.__name__
+            raise KafkaError(
+                f"the cluster at {bootstrap} refused to create topic {name!r}: {detail}"
+            )
+    created = await _visible(bootstrap, [t.name for t in missing], security)
+    _check_existing({name: created[name] for name in raced}, topics, factor)
+    return factor
+
+
+def _check_existing(found: Mapping[str, TopicInfo], topics: Mapping[str, int], factor: int) -> None:
+    """Refuse a topic with another partition count; warn of one with too few replicas."""
+    for name, info in found.items():
         if info.partitions != topics[name]:
             raise KafkaError(
                 f"topic {name!r} has {info.partitions} partitions but {topics[name]} are"
@@ -271,13 +294,22 @@ async def ensure_topics(
             )
         for warning in replication_warnings(name, info, factor):
             log.warning(warning)
-    missing = [NewTopic(n, p, factor) for n, p in topics.items() if n not in existing]
-    if missing:
-        async with admin(bootstrap, security=security) as client:
-            for topic in missing:
-                with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
-                    await client.create_topics([topic])
-    return factor
+
+
+async def _visible(
+    bootstrap: str, names: list[str], security: Security, timeout: float = 30.0
+) -> dict[str, TopicInfo]:
+    """The topics `names` once the metadata shows them all: a node learns of a new topic a
+    moment after the controller, and a client that asks it first would find none."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        found, _ = await describe_topics(bootstrap, names, security=security)
+        if len(found) == len(names):
+            return found
+        if asyncio.get_running_loop().time() > deadline:
+            absent = sorted(set(names) - set(found))
+            raise KafkaError(f"topics {absent} were created but not visible after {timeout:.0f}s")
+        await asyncio.sleep(0.1)
 
 
 def replication_warnings(name: str, info: TopicInfo, factor: int) -> list[str]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from streamlearn.errors import KafkaError
 from streamlearn.kafka.broker import ensure_topics, partition_counts
 
 
@@ -92,3 +94,10 @@ async def test_consumer_group_resumes_from_committed_offset(kafka_bootstrap, uni
     finally:
         await second.stop()
     assert [r.value for r in rest] == [str(i).encode() for i in range(4, 10)]
+
+
+async def test_a_topic_the_broker_refuses_to_create_is_an_error_naming_why(kafka_bootstrap, unique):
+    """aiokafka returns a refusal in the response instead of raising it: it must not pass."""
+    good, bad = unique("fine"), unique("no/slash")
+    with pytest.raises(KafkaError, match=f"refused to create topic '{bad}'"):
+        await ensure_topics(kafka_bootstrap, {good: 1, bad: 1})
