@@ -12,6 +12,9 @@ import pytest
 from streamlearn.kafka.broker import ensure_topics
 from streamlearn.kafka.local import free_port
 from streamlearn.kafka.security import PLAINTEXT, Security
+from streamlearn.learning.core import Learner
+from streamlearn.learning.events import Label, Observation
+from streamlearn.learning.models import load_candidates
 from streamlearn.settings import Topics
 from streamlearn.testing import TopicReader, WorkerProcess, group_lag, produce, until
 
@@ -138,3 +141,35 @@ def predictions_by_key(values: list[dict]) -> dict[str, list]:
     for v in values:
         out.setdefault(v["key"], []).append(v["y_pred"])
     return out
+
+
+Labelled = list[tuple[str, dict]]  # (key, label value with its features)
+
+
+def labels_with_features(keys: int, per_key: int) -> Labelled:
+    """`per_key` labels for each of `keys` keys, carrying their features: learned as they come."""
+    return [
+        (f"key-{k}", {"id": i, "y": float(i % 7 + k), "x": {"a": float(i % 5), "b": float(k)}})
+        for i in range(per_key)
+        for k in range(keys)
+    ]
+
+
+def probes_for(topics: Topics, keys: int) -> list[tuple[str, str, dict]]:
+    """One observation per key, id "probe", sent once every label is learned."""
+    return [(topics.observations, f"key-{k}", {"id": "probe", "x": {"a": 2.0, "b": float(k)}})
+            for k in range(keys)]  # fmt: skip
+
+
+def check_probes(labels: Labelled, probes: list, answers: dict[str, dict]) -> None:
+    """Each key's probe answer (`answers[key]`) comes from River's model after every one of the
+    key's labels, each learned once: none lost, none learned twice."""
+    learner = Learner(load_candidates(["linear-regression"]))
+    for _, key, probe_value in probes:
+        state = learner.new_state()
+        mine = [(i, value) for i, (label_key, value) in enumerate(labels) if label_key == key]
+        for i, value in mine:
+            learner.label(state, key, Label(value["id"], value["y"], float(i), value["x"]))
+        probe = learner.observe(state, key, Observation("probe", probe_value["x"], 0.0))
+        assert answers[key]["n_learned"] == len(mine), key
+        assert answers[key]["y_pred"] == pytest.approx(probe.prediction.y_pred, abs=1e-9), key

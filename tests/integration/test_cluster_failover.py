@@ -10,12 +10,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streamlearn.errors import KafkaError
 from streamlearn.kafka.broker import describe_topics, ensure_topics
-from streamlearn.learning.core import Learner
-from streamlearn.learning.events import Label, Observation
-from streamlearn.learning.models import load_candidates
 from streamlearn.settings import Topics
 from streamlearn.testing import TopicReader, produce, unique, until
-from tests.integration.conftest import Workers
+from tests.integration.conftest import Workers, check_probes, labels_with_features, probes_for
 
 PARTITIONS = 4
 
@@ -39,11 +36,7 @@ async def test_a_broker_killed_mid_stream_loses_no_prediction_and_no_label(kafka
     assert all(info.replicas == 3 for info in found.values())
 
     keys, per_key, asks = 20, 300, 50
-    labels = [
-        (f"key-{k}", {"id": i, "y": float(i % 7 + k), "x": {"a": float(i % 5), "b": float(k)}})
-        for i in range(per_key)
-        for k in range(keys)
-    ]
+    labels = labels_with_features(keys, per_key)
     asked = [
         (f"key-{k}", {"id": f"ask-{i}", "x": {"a": 1.0}}) for i in range(asks) for k in range(keys)
     ]
@@ -61,8 +54,7 @@ async def test_a_broker_killed_mid_stream_loses_no_prediction_and_no_label(kafka
         await asyncio.to_thread(kafka_cluster.start_node, victim)  # waits until it rejoined
         await workers.drained(timeout=180)
 
-        probes = [(topics.observations, f"key-{k}", {"id": "probe", "x": {"a": 2.0, "b": float(k)}})
-                  for k in range(keys)]  # fmt: skip
+        probes = probes_for(topics, keys)
         await produce(bootstrap, probes)
         async with TopicReader(bootstrap, topics.predictions) as reader:
             await reader.wait_until(
@@ -83,17 +75,7 @@ async def test_a_broker_killed_mid_stream_loses_no_prediction_and_no_label(kafka
         answers = by_id[(key, value["id"])]
         assert len({(a["y_pred"], a["n_learned"]) for a in answers}) == 1, answers
 
-    learner = Learner(load_candidates(["linear-regression"]))
-    for k in range(keys):
-        key = f"key-{k}"
-        state = learner.new_state()
-        for i, (label_key, value) in enumerate(labels):
-            if label_key == key:
-                learner.label(state, key, Label(value["id"], value["y"], float(i), value["x"]))
-        probe = learner.observe(state, key, Observation("probe", probes[k][2]["x"], 0.0))
-        got = by_id[(key, "probe")][-1]
-        assert got["n_learned"] == per_key  # none lost, none learned twice
-        assert got["y_pred"] == pytest.approx(probe.prediction.y_pred, abs=1e-9)
+    check_probes(labels, probes, {key: by_id[(key, "probe")][-1] for _, key, _ in probes})
 
 
 async def test_an_existing_topic_with_fewer_replicas_than_asked_is_reported(kafka_cluster, caplog):

@@ -6,11 +6,15 @@ import shutil
 
 import pytest
 
-from streamlearn.learning.core import Learner
-from streamlearn.learning.events import Label, Observation
-from streamlearn.learning.models import load_candidates, load_factory
+from streamlearn.learning.models import load_factory
 from streamlearn.testing import TopicReader, produce, until
-from tests.integration.conftest import predictions_by_key, rounds_of_predict_then_learn
+from tests.integration.conftest import (
+    check_probes,
+    labels_with_features,
+    predictions_by_key,
+    probes_for,
+    rounds_of_predict_then_learn,
+)
 from tests.oracle import chick_rows, per_key_predictions
 
 
@@ -46,11 +50,7 @@ async def test_kill_9_mid_stream_neither_loses_nor_repeats_a_label(
     kafka_bootstrap, topics, workers
 ):
     keys, per_key = 20, 400
-    labels = [
-        (f"key-{k}", {"id": i, "y": float(i % 7 + k), "x": {"a": float(i % 5), "b": float(k)}})
-        for i in range(per_key)
-        for k in range(keys)
-    ]
+    labels = labels_with_features(keys, per_key)
     await produce(kafka_bootstrap, [(topics.labels, key, value) for key, value in labels])
     worker = workers.start(extra_args=("--session-timeout", "8"))
     await until(lambda: worker.counters()["joined"] >= len(labels) // 4, 120)
@@ -58,8 +58,7 @@ async def test_kill_9_mid_stream_neither_loses_nor_repeats_a_label(
     worker.start()
     await workers.drained()  # every label learned before the probes (topics are not ordered)
 
-    probes = [(topics.observations, f"key-{k}", {"id": "probe", "x": {"a": 2.0, "b": float(k)}})
-              for k in range(keys)]  # fmt: skip
+    probes = probes_for(topics, keys)
     await produce(kafka_bootstrap, probes)
     async with TopicReader(kafka_bootstrap, topics.predictions) as reader:
         await reader.read(keys, timeout=120)
@@ -67,13 +66,4 @@ async def test_kill_9_mid_stream_neither_loses_nor_repeats_a_label(
     after = worker.counters()
     assert after["joined"] > 0  # the kill came mid-stream: the new process had labels left
 
-    learner = Learner(load_candidates(["linear-regression"]))
-    for k in range(keys):
-        key = f"key-{k}"
-        state = learner.new_state()
-        for i, (label_key, value) in enumerate(labels):
-            if label_key == key:
-                learner.label(state, key, Label(value["id"], value["y"], float(i), value["x"]))
-        probe = learner.observe(state, key, Observation("probe", probes[k][2]["x"], 0.0))
-        assert got[key]["n_learned"] == per_key  # none lost, none learned twice
-        assert got[key]["y_pred"] == pytest.approx(probe.prediction.y_pred, abs=1e-9)
+    check_probes(labels, probes, got)
