@@ -18,6 +18,7 @@ import pytest
 
 from streamlearn.kafka.broker import ensure_topics
 from streamlearn.kafka.local import LocalKafka, free_port
+from streamlearn.kafka.outage import GONE
 from streamlearn.settings import Topics
 from streamlearn.testing import TopicReader, record_count, unique, until, wait_for
 from tests.integration.conftest import REPO, Workers
@@ -88,7 +89,11 @@ async def test_a_broker_away_for_30s_costs_a_few_log_lines_and_loses_nothing(own
         outage = [line for line in lines[: back + 1] if "counters {" not in line]
         assert len(outage) <= LOG_BOUND, "\n".join(outage)
         assert sum("lost the Kafka broker" in line for line in lines) == 1
-        assert "ERROR" not in "\n".join(outage)
+        # No connection failure passes the filter. A broker that shuts down cleanly first hands
+        # its group away, and the library's one "coordinator not available" line as that
+        # happens is not about the broker being unreachable yet.
+        errors = [line for line in outage if "ERROR" in line]
+        assert len(errors) <= 1 and not any(GONE.search(line) for line in errors), errors
 
         await asyncio.to_thread(send, bootstrap, topics, events[half:])
         async with TopicReader(bootstrap, topics.predictions) as reader:
