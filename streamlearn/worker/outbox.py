@@ -7,6 +7,14 @@ was a large part of the hot path. Here a record is appended to an open aiokafka 
 for its topic-partition (a few µs) and each batch is given to the producer once per processed
 fetch (`flush`), closed so that it goes out at once, with one future per batch. The checkpoint
 waits for those futures.
+
+Every topic written to is tracked by the producer's client (`track`). aiokafka's client asks
+for every topic while it tracks none and only for the tracked ones after that, and each answer
+replaces its whole partition map; a topic it already knew from a full answer is never tracked
+(`_wait_on_metadata` returns early). So once a topic created later, the changelog of a fresh
+worker, was tracked, the next refresh dropped the predictions topic, and a batch still queued
+for it, as when its leader's broker was just killed, waited for a leader no refresh brought
+back: the checkpoint never got its acknowledgement and nothing was committed again.
 """
 
 from __future__ import annotations
@@ -27,11 +35,20 @@ class Outbox:
         self.partitions: dict[str, int] = {}  # partition count of each topic produced to
         self.sent: list[asyncio.Future] = []  # one delivery per batch handed over
         self.last: dict[tuple[str, int], tuple[asyncio.Future, int]] = {}  # latest batch, size
+        self.tracked: set[str] = set()  # topics the producer's client keeps in its metadata
+
+    def track(self, topic: str) -> None:
+        """Have the producer's client keep `topic` in every metadata refresh (module docstring);
+        the first time, it refreshes in the background."""
+        if topic not in self.tracked:
+            self.producer.client.add_topic(topic)
+            self.tracked.add(topic)
 
     async def partition_count(self, topic: str) -> int:
         """The number of partitions of `topic`, from the producer's metadata (fetched once)."""
         count = self.partitions.get(topic)
         if count is None:
+            self.track(topic)
             count = self.partitions[topic] = len(
                 await self.producer.client._wait_on_metadata(topic)
             )
@@ -69,6 +86,7 @@ class Outbox:
         batches.extend((topic, partition, batch) for (topic, partition), batch in self.open.items())
         self.open.clear()
         for topic, partition, batch in batches:
+            self.track(topic)
             batch.close()  # closed: sent at once, and nothing else is appended to it
             size = batch.record_count()
             future = await self.producer.send_batch(batch, topic, partition=partition)
