@@ -37,6 +37,7 @@ from streamlearn.worker.states import States
 from streamlearn.worker.transport import note_fetch_times
 
 log = logging.getLogger("streamlearn")
+FETCH_STALE_MS = 2000  # fetches come every 50 ms (transport.py); none for this long: failing
 
 
 class Intake:
@@ -150,9 +151,12 @@ class Intake:
     def _where(self, partition: int) -> Any:
         """Where a topic's partition stands for a head record of a given time (ms), by what
         aiokafka last fetched: caught up once fetched to its end by a fetch sent `merge_grace`
-        seconds after that time (a record written before it has reached the broker by then)."""
+        seconds after that time (a record written before it has reached the broker by then).
+        A partition with no fetch for `FETCH_STALE_MS` (its leader is failing over) counts as
+        behind: what it holds is not known."""
         assignment = self.fetcher._subscriptions.subscription.assignment
         grace_ms = self.settings.merge_grace * 1000.0
+        now_ms = time.time() * 1000.0
 
         def where(topic: str, since: float) -> Other:
             tp = TP(topic, partition)
@@ -161,9 +165,9 @@ class Intake:
             if highwater is None or not state.has_valid_position or state.position < highwater:
                 return Other.BEHIND  # never fetched since assigned or sought, or records wait
             sent = self.fetch_sent_at.get(tp)
-            return (
-                Other.CAUGHT_UP if sent is not None and sent >= since + grace_ms else Other.AT_END
-            )
+            if sent is None or now_ms - sent > FETCH_STALE_MS:
+                return Other.BEHIND
+            return Other.CAUGHT_UP if sent >= since + grace_ms else Other.AT_END
 
         return where
 
