@@ -6,9 +6,9 @@ would each interleave a key's observations and labels differently, and a re-sent
 could differ from the first (a label learned before it one time, after it the next). So the
 records of one partition of both topics are merged by record timestamp (then observations
 first, then offset), as Kafka Streams merges a task's partitions. A head record waits until the
-other topic's next record is known, or until that topic is caught up as of a fetch made `grace`
-seconds after the head record's time (a record written before it and still on its way to the
-broker has arrived by then).
+other topic's next record is known, or until that topic is caught up (`Other.CAUGHT_UP`, which
+the caller decides: fetched to its end by a fetch sent a grace period after the head record's
+time, by when a record written before it and still on its way has reached the broker).
 
 How long a head record may wait depends on why it waits (`Other`):
 - the other topic holds records not fetched yet (just assigned, sought back, or its broker
