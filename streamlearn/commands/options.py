@@ -257,7 +257,12 @@ app_options = compose(
     option("--cache-keys", type=click.IntRange(0), default=Settings.cache_size,
            help="Key states kept in memory per partition, beyond those not yet checkpointed."),
     option("--merge-wait", type=click.FloatRange(0), default=Settings.merge_wait,
-           help="Seconds a record waits for the other input topic's next one (see README)."),
+           help="Seconds a record waits at most for the other input topic, when that topic is"
+                " read to its end but not yet by a fetch --merge-grace after the record's time"
+                " (see README)."),
+    option("--merge-grace", type=click.FloatRange(0), default=Settings.merge_grace,
+           help="Seconds after a record's time by which the records written before it have"
+                " reached the broker (see README)."),
 )  # fmt: skip
 
 
@@ -298,6 +303,7 @@ def settings_from(params: dict[str, Any]) -> Settings:
         checkpoint_interval=params["checkpoint_interval"],
         checkpoint_records=params["checkpoint_records"],
         merge_wait=params["merge_wait"],
+        merge_grace=params["merge_grace"],
         # From the environment only, never a flag: a flag's value shows in `ps` (snapshot.py).
         state_secret=os.environ.get(SECRET_ENV, "").encode() or None,
         web_token=os.environ.get(WEB_TOKEN_ENV) or None,  # likewise

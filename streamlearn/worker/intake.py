@@ -27,15 +27,17 @@ from faust.types import TP
 
 from streamlearn.errors import StateTooLarge, StreamlearnError
 from streamlearn.kafka.outage import pace_metadata
-from streamlearn.learning.merge import Merge
+from streamlearn.learning.merge import Merge, Other
 from streamlearn.learning.processor import Processor, Record
 from streamlearn.settings import Settings
 from streamlearn.worker.checkpoint import Checkpoint, Cut
 from streamlearn.worker.outbox import Outbox
 from streamlearn.worker.rebalance import Holes, commit_inputs, resume_from_committed
 from streamlearn.worker.states import States
+from streamlearn.worker.transport import note_fetch_times
 
 log = logging.getLogger("streamlearn")
+FETCH_STALE_MS = 2000  # fetches come every 50 ms (transport.py); none for this long: failing
 
 
 class Intake:
@@ -49,9 +51,12 @@ class Intake:
         self.labels = settings.topics.labels
         self.states = States(self._load, settings.cache_size)
         self.outbox: Outbox | None = None  # made once the producer has started
+        self.fetcher: Any = None  # aiokafka's fetcher, once the consumer has started
+        self.fetch_sent_at: dict[TP, int] = {}  # when the fetches the merge relies on were sent
         self.checkpoint: Checkpoint | None = None
         self.writing: asyncio.Task | None = None  # the checkpoint being written, if one is
         self.merges: dict[int, Merge] = {}
+        self.stalled: set[int] = set()  # partitions whose merge stopped waiting (merge.py)
         self.next_offset: dict[TP, int] = {}  # per input partition: the next offset to fetch
         self.holes = Holes()
         self.lock = asyncio.Lock()  # one batch or one checkpoint at a time
@@ -93,7 +98,8 @@ class Intake:
             now = time.monotonic()
             for partition, merge in self.merges.items():
                 if merge:
-                    await self._process(partition, merge.ready(self._caught_up(partition), now))
+                    await self._process(partition, merge.ready(self._where(partition), now))
+                    self._note_stall(partition, merge)
             await self.outbox.flush()
             if self.checkpoint.due():
                 await self._checkpoint()
@@ -103,6 +109,8 @@ class Intake:
         producer = self.app.producer._ensure_producer()
         pace_metadata(producer.client)  # no metadata refresh loop while the broker is gone
         self.outbox = Outbox(producer)
+        self.fetcher = self.app.consumer._thread._ensure_consumer()._fetcher  # aiokafka's
+        self.fetch_sent_at = note_fetch_times(self.fetcher)
         self.checkpoint = Checkpoint(
             self.states,
             self.outbox,
@@ -140,23 +148,46 @@ class Intake:
                 return  # refused: everything was dropped, and is read again
         self.app.metrics.latency.observe_batch(observed)
 
-    def _caught_up(self, partition: int) -> Any:
-        """Whether a topic's partition holds nothing we have not fetched, as of a fetch made
-        after a given record time (ms): then no record written before it can still come."""
-        client = self.app.consumer._thread._ensure_consumer()  # aiokafka's, in Faust's thread
+    def _where(self, partition: int) -> Any:
+        """Where a topic's partition stands for a head record of a given time (ms), by what
+        aiokafka last fetched: caught up once fetched to its end by a fetch sent `merge_grace`
+        seconds after that time (a record written before it has reached the broker by then).
+        A partition with no fetch for `FETCH_STALE_MS` (its leader is failing over) counts as
+        behind: what it holds is not known."""
+        assignment = self.fetcher._subscriptions.subscription.assignment
+        grace_ms = self.settings.merge_grace * 1000.0
+        now_ms = time.time() * 1000.0
 
-        def caught_up(topic: str, since: float) -> bool:
+        def where(topic: str, since: float) -> Other:
             tp = TP(topic, partition)
-            try:
-                fetched, highwater = self.next_offset.get(tp), client.highwater(tp)
-            except AssertionError:  # aiokafka's word for a partition no longer assigned
-                return False
-            if fetched is None or highwater is None or fetched < highwater:
-                return False
-            polled = client.last_poll_timestamp(tp)
-            return polled is not None and polled >= since
+            state = None if assignment is None else assignment.state_value(tp)
+            highwater = None if state is None else state.highwater
+            if highwater is None or not state.has_valid_position or state.position < highwater:
+                return Other.BEHIND  # never fetched since assigned or sought, or records wait
+            sent = self.fetch_sent_at.get(tp)
+            if sent is None or now_ms - sent > FETCH_STALE_MS:
+                return Other.BEHIND
+            return Other.CAUGHT_UP if sent >= since + grace_ms else Other.AT_END
 
-        return caught_up
+        return where
+
+    def _note_stall(self, partition: int, merge: Merge) -> None:
+        """One line when a partition's records stop waiting for a topic that stalled, and one
+        when it flows again: while it is stalled, a re-read may merge its records otherwise."""
+        if merge.stalled == (partition in self.stalled):
+            return
+        if merge.stalled:
+            self.stalled.add(partition)
+            log.warning(
+                "partition %d: one input topic has delivered nothing for %.0f s although the"
+                " broker holds more; the other goes on without it, and a re-read after a crash"
+                " may interleave them otherwise",
+                partition,
+                merge.stalled_wait,
+            )
+        else:
+            self.stalled.discard(partition)
+            log.info("partition %d: both input topics flow again", partition)
 
     def _fresh(self, tp: TP, batch: list) -> list:
         """The records of `batch` not delivered before, and a count of any never delivered.

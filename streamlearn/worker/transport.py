@@ -18,6 +18,7 @@ that never get data (Faust's leader topic; an input partition without keys) and 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Set
 from typing import Any
 
@@ -55,6 +56,30 @@ class ConsumerThread(aiokafka.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # the fetcher reads it when it starts
         return consumer
+
+
+def note_fetch_times(fetcher: Any) -> dict[TP, int]:
+    """For each partition, the time (ms) the last fetch that brought its highwater was sent.
+
+    aiokafka notes when a fetch's response was handled, which can be long after the broker
+    answered when the worker is busy; a partition fetched to its end by a fetch sent at T holds
+    every record the broker had at T. The merge (learning/merge.py) relies on that time."""
+    sent_at: dict[TP, int] = {}
+    handle = fetcher._proc_fetch_request  # aiokafka's, which sends a fetch and applies the reply
+
+    async def timed(assignment: Any, node_id: int, request: Any) -> Any:
+        sent = int(time.time() * 1000)
+        result = await handle(assignment, node_id, request)
+        for topic, partitions in request.topics:
+            for partition, *_ in partitions:
+                tp = TP(topic, partition)
+                state = assignment.state_value(tp)
+                if state is not None and state.timestamp is not None and state.timestamp >= sent:
+                    sent_at[tp] = sent  # this reply set its highwater
+        return result
+
+    fetcher._proc_fetch_request = timed
+    return sent_at
 
 
 class Consumer(aiokafka.Consumer):

@@ -16,6 +16,10 @@ are committed.
 before a rebalance paused every partition does, and every seek returns only once aiokafka has
 fetched from where it sought (or after 2 s), as a busy event loop lets it. Whatever that fetch
 hands over for a partition not yet resumed, Faust drops.
+
+`STREAMLEARN_TEST_SLOW_TOPIC=<topic>:<seconds>`: after each assignment, that topic's partitions
+are fetched only that many seconds after the others, as when their leader is a slow or failing
+broker while the other topic's leader answers at once.
 """
 
 import os
@@ -125,3 +129,49 @@ if crash_at:
         return await commit(self, *args, **kwargs)
 
     AIOKafkaConsumer.commit = commit_or_die
+
+
+slow = os.environ.get("STREAMLEARN_TEST_SLOW_TOPIC")
+if slow:
+    import logging
+    import time
+
+    from aiokafka.consumer.fetcher import Fetcher
+
+    slow_topic, slow_seconds = slow.rsplit(":", 1)
+    actions_per_node = Fetcher._get_actions_per_node
+    first_seen: dict[int, float] = {}  # assignment (one per rebalance) -> when first fetched
+
+    class WithoutSlowTopic:
+        """An assignment whose partitions of the slow topic are left out of the next fetch."""
+
+        def __init__(self, assignment):
+            self.assignment = assignment
+
+        @property
+        def tps(self):
+            return {tp for tp in self.assignment.tps if tp.topic != slow_topic}
+
+        def __getattr__(self, name):
+            return getattr(self.assignment, name)
+
+    def fetching(assignment) -> bool:
+        """Whether the other partitions are fetched yet (Faust seeks and resumes them last)."""
+        states = (assignment.state_value(tp) for tp in assignment.tps if tp.topic != slow_topic)
+        return any(s is not None and s.has_valid_position and not s.paused for s in states)
+
+    def fetch_the_slow_topic_late(self, assignment):
+        if id(assignment) not in first_seen and not fetching(assignment):
+            return actions_per_node(self, WithoutSlowTopic(assignment))
+        since = first_seen.setdefault(id(assignment), time.monotonic())
+        if time.monotonic() - since < float(slow_seconds):
+            if not getattr(self, "fault_logged", False):
+                self.fault_logged = True
+                logging.getLogger("streamlearn").warning(
+                    "fault injected: %s is fetched %s s after each assignment",
+                    slow_topic, slow_seconds,
+                )  # fmt: skip
+            assignment = WithoutSlowTopic(assignment)
+        return actions_per_node(self, assignment)
+
+    Fetcher._get_actions_per_node = fetch_the_slow_topic_late

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from streamlearn.learning.core import Learner
 from streamlearn.learning.events import Observation
-from streamlearn.learning.merge import Merge
+from streamlearn.learning.merge import Merge, Other
 from streamlearn.learning.models import load_candidates
 from streamlearn.learning.state import PartitionStates, dumps_state
 
@@ -12,10 +12,13 @@ from streamlearn.learning.state import PartitionStates, dumps_state
 def test_a_head_record_waits_for_the_other_topic_until_it_is_caught_up_since_its_time():
     merge = Merge("obs", "labels", max_wait=10.0)
     merge.add("obs", [("o1", 100)])
-    polled = {"labels": 99}  # the labels were last fetched before o1 was written
+    polled = {"labels": 99}  # the labels were last fetched to their end before o1's time
 
     def ready() -> list:
-        return [r for r, _ in merge.ready(lambda t, since: polled[t] >= since, now=0.0)]
+        def where(topic: str, since: float) -> Other:
+            return Other.CAUGHT_UP if polled[topic] >= since else Other.AT_END
+
+        return [r for r, _ in merge.ready(where, now=0.0)]
 
     assert ready() == []  # a label written before o1 could still come
     merge.add("labels", [("l0", 90)])
@@ -28,17 +31,46 @@ def test_a_head_record_goes_after_max_wait_and_ties_put_observations_first():
     merge = Merge("obs", "labels", max_wait=0.5)
     merge.add("labels", [("l1", 5)])
 
-    def never(topic: str, since: float) -> bool:
-        return False
+    def at_end(topic: str, since: float) -> Other:
+        return Other.AT_END
 
-    assert list(merge.ready(never, now=1.0)) == []
-    assert [r for r, _ in merge.ready(never, now=1.6)] == ["l1"]
+    assert list(merge.ready(at_end, now=1.0)) == []
+    assert [r for r, _ in merge.ready(at_end, now=1.6)] == ["l1"]
     merge.add("labels", [("l2", 7)])
     merge.add("obs", [("o2", 7)])
     # equal times: the observation first; then l2 alone waits for the observations again
-    assert [r for r, _ in merge.ready(never, now=2.0)] == ["o2"]
+    assert [r for r, _ in merge.ready(at_end, now=2.0)] == ["o2"]
     merge.clear()
     assert len(merge) == 0
+
+
+def test_records_the_other_topic_holds_are_waited_for_past_max_wait_until_it_stalls():
+    """A worker just (re)started or sought back, whose other topic's first fetch comes late:
+    its records are in the log, and a re-read would merge them, so they are waited for."""
+    merge = Merge("obs", "labels", max_wait=0.5, stalled_wait=30.0)
+    stands = {"labels": Other.BEHIND}
+
+    def ready(now: float) -> list:
+        return [r for r, _ in merge.ready(lambda topic, since: stands[topic], now=now)]
+
+    merge.add("obs", [("o1", 100), ("o2", 101)])
+    assert ready(0.0) == []
+    assert ready(29.0) == []  # far past max_wait
+    merge.add("labels", [("l0", 99)])  # the labels' fetch came, to their end: merged by time
+    stands["labels"] = Other.CAUGHT_UP
+    assert ready(29.5) == ["l0", "o1", "o2"]
+    assert not merge.stalled
+
+    stands["labels"] = Other.BEHIND  # more labels in the log, which never come
+    merge.add("obs", [("o3", 200), ("o4", 201)])
+    assert ready(30.0) == []
+    assert ready(60.0) == ["o3", "o4"]  # stalled: no longer waited for ...
+    assert merge.stalled
+    merge.add("obs", [("o5", 300)])
+    assert ready(60.1) == ["o5"]  # ... while it stays behind
+    stands["labels"] = Other.AT_END  # fetched to its end again: waited for as before
+    merge.add("obs", [("o6", 400)])
+    assert ready(61.0) == [] and not merge.stalled
 
 
 def test_live_states_load_once_and_only_clean_ones_are_evicted():
