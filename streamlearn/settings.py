@@ -61,7 +61,7 @@ class Settings:
     )
     checkpoint_records: int = 20_000  # ... or records processed, whichever comes first
     merge_wait: float = 5.0  # how long a record waits for the other input topic (merge.py) ...
-    merge_grace: float = 0.2  # ... to be fetched this long after the record's time
+    merge_grace: float = 0.1  # ... to be fetched this long after the record's time
     log_interval: float = 10.0
     state_secret: bytes | None = field(default=None, repr=False)  # opens loaded states
 

@@ -37,6 +37,7 @@ from streamlearn.worker.states import States
 from streamlearn.worker.transport import note_fetch_times
 
 log = logging.getLogger("streamlearn")
+LOOK_AGAIN = 0.05  # seconds: about one fetch (transport.py), after which a waiting record may go
 FETCH_STALE_MS = 2000  # fetches come every 50 ms (transport.py); none for this long: failing
 
 
@@ -57,6 +58,7 @@ class Intake:
         self.writing: asyncio.Task | None = None  # the checkpoint being written, if one is
         self.merges: dict[int, Merge] = {}
         self.stalled: set[int] = set()  # partitions whose merge stopped waiting (merge.py)
+        self.looking_again = False  # a run is due shortly for records waiting in a merge
         self.next_offset: dict[TP, int] = {}  # per input partition: the next offset to fetch
         self.holes = Holes()
         self.lock = asyncio.Lock()  # one batch or one checkpoint at a time
@@ -103,6 +105,30 @@ class Intake:
             await self.outbox.flush()
             if self.checkpoint.due():
                 await self._checkpoint()
+            if any(self.merges.values()):
+                self._look_again()
+
+    def _look_again(self) -> None:
+        """Records wait in a merge for a fetch that says their turn has come: look again after
+        the next fetch, rather than at Faust's next poll (up to a second later when idle)."""
+        if self.looking_again or self.stopped:
+            return
+        self.looking_again = True
+
+        async def again() -> None:
+            self.looking_again = False
+            await self.run()
+
+        def start() -> None:
+            task = asyncio.ensure_future(again())
+            task.add_done_callback(self._failed_again)
+
+        asyncio.get_running_loop().call_later(LOOK_AGAIN, start)
+
+    @staticmethod
+    def _failed_again(task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("processing waiting records failed: %r", task.exception())
 
     async def _start(self) -> None:
         """The outbox and checkpoint, on the producer Faust started; output partition counts."""
