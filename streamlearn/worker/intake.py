@@ -57,7 +57,6 @@ class Intake:
         self.checkpoint: Checkpoint | None = None
         self.writing: asyncio.Task | None = None  # the checkpoint being written, if one is
         self.merges: dict[int, Merge] = {}
-        self.stalled: set[int] = set()  # partitions whose merge stopped waiting (merge.py)
         self.looking_again = False  # a run is due shortly for records waiting in a merge
         self.next_offset: dict[TP, int] = {}  # per input partition: the next offset to fetch
         self.holes = Holes()
@@ -100,8 +99,10 @@ class Intake:
             now = time.monotonic()
             for partition, merge in self.merges.items():
                 if merge:
+                    stalled = merge.stalled
                     await self._process(partition, merge.ready(self._where(partition), now))
-                    self._note_stall(partition, merge)
+                    if merge.stalled != stalled:
+                        self._note_stall(partition, merge)
             await self.outbox.flush()
             if self.checkpoint.due():
                 await self._checkpoint()
@@ -200,10 +201,7 @@ class Intake:
     def _note_stall(self, partition: int, merge: Merge) -> None:
         """One line when a partition's records stop waiting for a topic that stalled, and one
         when it flows again: while it is stalled, a re-read may merge its records otherwise."""
-        if merge.stalled == (partition in self.stalled):
-            return
         if merge.stalled:
-            self.stalled.add(partition)
             log.warning(
                 "partition %d: one input topic has delivered nothing for %.0f s although the"
                 " broker holds more; the other goes on without it, and a re-read after a crash"
@@ -212,7 +210,6 @@ class Intake:
                 merge.stalled_wait,
             )
         else:
-            self.stalled.discard(partition)
             log.info("partition %d: both input topics flow again", partition)
 
     def _fresh(self, tp: TP, batch: list) -> list:
